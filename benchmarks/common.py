@@ -1,0 +1,58 @@
+"""Shared plumbing for benchmark scripts: machine description and writing JSON + markdown results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine_description() -> dict:
+    """CPU model, core count, memory and Python version of the machine running the benchmark."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gb = None
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        memory_gb = round(pages * page_size / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                check=False, cwd=Path(__file__).parent).stdout.strip() or None
+    except OSError:
+        commit = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": memory_gb, "python": platform.python_version(),
+            "platform": platform.platform(), "commit": commit,
+            "date": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def write_results(name: str, rows: list[dict], columns: list[str], title: str,
+                  out_dir: Path | None = None) -> tuple[Path, Path]:
+    """Write `rows` as `<name>.json` (with the machine) and `<name>.md` (a table); print the table."""
+    out_dir = Path(out_dir or RESULTS_DIR)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    machine = machine_description()
+    json_path = out_dir / f"{name}.json"
+    json_path.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+    lines = [f"# {title}", "",
+             f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB; "
+             f"Python {machine['python']}; commit {machine['commit']}; {machine['date']}", "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
+    md_path = out_dir / f"{name}.md"
+    md_path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return json_path, md_path
