@@ -14,10 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import write_results  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+from common import write_results
+from tqdm import tqdm
 
-from jaxms.maps import GENERATORS, generate_map, load_map  # noqa: E402
+from jaxms.maps import GENERATORS, generate_map, load_map
 
 SHARED_MAPS = Path(__file__).resolve().parents[2] / "shared" / "maps" / "openfront"
 TARGET_SECONDS = {1024: 2.0, 4096: 30.0}
@@ -33,7 +33,8 @@ def best_time(fn, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 2048, 4096])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out-dir", type=Path, default=None)
