@@ -1,0 +1,212 @@
+"""One game tick, in the engine's order, as a pure function `tick(state, arrays, rules) -> state`.
+
+Order within a tick (engine §2): win check (every `win_check_interval` ticks); players with no tiles die;
+troop growth and gold; bot decisions (queued as orders); every running attack conquers; orders given
+before or during this tick are launched (troops leave now, conquest starts next tick); the tick counter
+advances. Nothing here loops over players, tiles or envs in Python: per-player work is vectorised over
+the P + 1 slots, per-tile work over the grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxms.game.conquest import frontier_histogram, pair_tile_values, plan_takes
+from jaxms.game.rules import PlayerKind, Rules
+from jaxms.game.state import GameState, MapArrays
+
+Policy = Callable[[GameState, MapArrays, jax.Array], GameState]
+
+
+def _floor_add(troops: jax.Array, amount: jax.Array) -> jax.Array:
+    """Engine troop arithmetic: add floor(amount), or remove floor(-amount) never going below zero."""
+    return jnp.maximum(troops + jnp.where(amount >= 0, jnp.floor(amount), -jnp.floor(-amount)), 0.0)
+
+
+def max_troops(state: GameState, rules: Rules) -> jax.Array:
+    """float32[P + 1]: troop cap per player (§4), by kind and difficulty."""
+    tiles = state.tiles.astype(jnp.float32)
+    base = 2.0 * (tiles**rules.max_troops_tile_exponent * rules.max_troops_tile_factor
+                  + rules.max_troops_base) + rules.city_max_troops_per_level * state.city_levels
+    nation = jnp.asarray(rules.nation_max_troops_factor, jnp.float32)[state.difficulty]
+    factor = jnp.select([state.kind == PlayerKind.TRIBE, state.kind == PlayerKind.NATION],
+                        [1.0 / rules.tribe_max_troops_divisor, nation], 1.0)
+    return base * factor
+
+
+def grow(state: GameState, rules: Rules) -> GameState:
+    """Troop growth `min(T + add, M) - T` (floored) and gold, for living players."""
+    cap = jnp.maximum(max_troops(state, rules), 1.0)
+    t = state.troops
+    add = (rules.growth_base + t**rules.growth_exponent / rules.growth_divisor) * (1.0 - t / cap)
+    nation = jnp.asarray(rules.nation_growth_factor, jnp.float32)[state.difficulty]
+    add *= jnp.select([state.kind == PlayerKind.TRIBE, state.kind == PlayerKind.NATION],
+                      [rules.tribe_growth_factor, nation], 1.0)
+    change = jnp.minimum(t + add, cap) - t
+    gold = jnp.where(state.kind == PlayerKind.TRIBE, rules.tribe_gold_per_tick, rules.gold_per_tick)
+    return state.replace(troops=jnp.where(state.alive, _floor_add(t, change), t),
+                         gold=state.gold + jnp.where(state.alive, gold, 0.0))
+
+
+def launch_orders(state: GameState) -> GameState:
+    """Start the attacks ordered in `state.orders` (the engine initialises them at the tick's end).
+
+    The troops leave the attacker now (capped at what it has); an attack of the target on the attacker
+    cancels against it (the larger survives with the difference); attacks on the same target merge.
+    """
+    ordered = jnp.where(state.alive[:, None], jnp.floor(state.orders), 0.0)
+    # Several orders by one player draw on the same troops: scale them down together if they exceed it.
+    wanted = ordered.sum(axis=1)
+    scale = jnp.where(wanted > state.troops, state.troops / jnp.maximum(wanted, 1.0), 1.0)
+    paid = jnp.floor(ordered * scale[:, None])
+    combined = state.attacks + paid
+    slots = jnp.arange(combined.shape[0])
+    between_players = (slots[:, None] > 0) & (slots[None, :] > 0)
+    attacks = jnp.where(between_players, jnp.maximum(combined - combined.T, 0.0), combined)
+    return state.replace(troops=state.troops - paid.sum(axis=1), attacks=attacks,
+                         orders=jnp.zeros_like(state.orders))
+
+
+def _retreats(state: GameState, rules: Rules) -> GameState:
+    """Count down retreating attacks; when a timer ends, troops return (75% from players, all from TN)."""
+    timer = jnp.maximum(state.retreat_timer - 1, 0)
+    returning = (state.retreat_timer > 0) & (timer == 0)
+    slots = jnp.arange(timer.shape[0])
+    keep = jnp.where(slots[None, :] == 0, 1.0, rules.retreat_keep_vs_player)
+    back = jnp.where(returning, state.attacks * keep, 0.0).sum(axis=1)
+    return state.replace(retreat_timer=timer, attacks=jnp.where(returning, 0.0, state.attacks),
+                         troops=_floor_add(state.troops, back))
+
+
+def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -> GameState:
+    """Every conquering attack spends this tick's budget (see game/conquest.py); attacks end as in §5."""
+    num_slots = state.troops.shape[0]
+    live = (state.attacks > 0) & (state.retreat_timer == 0) & state.alive[:, None]
+    jitter_key, seeds_key = jax.random.split(key)
+    seeds = jax.random.bits(seeds_key, (rules.conquest_substeps, 2), jnp.uint32)
+    jitter = jax.random.randint(jitter_key, live.shape, 0, rules.budget_jitter_max + 1).astype(jnp.float32)
+
+    owner, troops, tiles, attacks, age = (state.owner, state.troops, state.tiles, state.attacks,
+                                          state.frontier_age)
+    taken_total = jnp.zeros(live.shape, jnp.float32)
+    budget_left = budget_frontier = None
+    for round_index in range(rules.conquest_substeps):
+        conquering = live & (attacks >= 1.0)
+        counts, segment, claimant, tie = frontier_histogram(owner, arrays.land, arrays.terrain, age,
+                                                            conquering, seeds[round_index], rules)
+        if round_index == 0:
+            # Time on the frontier, the engine's insertion-tick order: older frontier tiles go first.
+            on_frontier = claimant > 0
+        frontier = counts.sum(axis=-1).astype(jnp.float32)  # B: distinct frontier tiles per pair
+        cost, attacker_loss, defender_loss = pair_tile_values(attacks, troops, tiles, state.kind, rules)
+        if budget_left is None:
+            budget_frontier = frontier
+            ratio = jnp.clip(10.0 * attacks / jnp.maximum(troops[None, :], 1e-6),
+                             *rules.player_budget_ratio_clamp)
+            to_unowned = (jnp.arange(num_slots) == 0)[None, :]
+            budget_left = jnp.where(to_unowned, rules.unowned_budget_factor,
+                                    ratio * rules.player_budget_factor) * (frontier + jitter)
+        share = budget_left / (rules.conquest_substeps - round_index)
+        takes = plan_takes(counts, jnp.where(conquering, share, 0.0), attacks, cost, attacker_loss, rules,
+                           final_round=round_index == rules.conquest_substeps - 1)
+        probability = jnp.where(counts > 0, takes / jnp.maximum(counts, 1), 0.0).ravel()
+        probability = jnp.append(probability, 0.0)  # the dummy segment of tiles without a claim
+        # 24 random bits as a uniform in [0, 1): a tile of the boundary bin is taken with its bin's share.
+        take = (tie >> 8).astype(jnp.float32) * (1.0 / (1 << 24)) < probability[segment]
+        # Exact counts of what was taken, per (attacker, target, terrain).
+        target = owner.ravel().astype(jnp.int32)
+        terrain = jnp.minimum(arrays.terrain.ravel().astype(jnp.int32), 2)
+        claimant_flat = claimant.ravel()
+        pair_terrain = jnp.where(take, (claimant_flat * num_slots + target) * 3 + terrain,
+                                 num_slots * num_slots * 3)
+        taken = jax.ops.segment_sum(take.astype(jnp.float32), pair_terrain,
+                                    num_segments=num_slots * num_slots * 3 + 1)[:-1]
+        taken = taken.reshape(num_slots, num_slots, 3)
+        owner = jnp.where(take.reshape(owner.shape), claimant, owner.astype(jnp.int32)).astype(jnp.uint8)
+        taken_pairs = taken.sum(axis=-1)
+        budget_left = budget_left - (taken * cost).sum(axis=-1)
+        attacks = jnp.maximum(attacks - (taken * attacker_loss).sum(axis=-1), 0.0)
+        defender_losses = (taken * defender_loss).sum(axis=(0, 2))
+        troops = jnp.maximum(troops - defender_losses.at[0].set(0.0), 0.0)
+        tiles = (tiles + taken_pairs.sum(axis=1).astype(jnp.int32)
+                 - taken_pairs.sum(axis=0).astype(jnp.int32))
+        taken_total = taken_total + taken_pairs
+
+    # An attack with no frontier at the tick's start has nothing to take: its troops go home.
+    finished = live & (budget_frontier == 0)
+    troops = _floor_add(troops, jnp.where(finished, attacks, 0.0).sum(axis=1))
+    # An attack under one troop is spent.
+    attacks = jnp.where(finished | (attacks < 1.0), 0.0, attacks)
+    # Tiles still on a frontier grow one tick older; taken tiles and tiles off every frontier restart.
+    age = jnp.where(on_frontier & (owner == state.owner), jnp.minimum(age, 254) + 1, 0).astype(jnp.uint8)
+    state = state.replace(owner=owner, troops=troops, tiles=tiles, attacks=attacks, frontier_age=age)
+    return _annihilate(state, taken_total, rules)
+
+
+def _annihilate(state: GameState, taken: jax.Array, rules: Rules) -> GameState:
+    """A player attacked this tick and left under `annihilation_tiles` tiles is conquered whole.
+
+    Its remaining tiles and its gold go to the attacker that took most of its tiles this tick (the engine
+    hands tiles to whichever attacker touches them; one heir keeps this a single pass over the grid).
+    """
+    num_slots = state.troops.shape[0]
+    slots = jnp.arange(num_slots)
+    attacked = taken.sum(axis=0) > 0
+    doomed = attacked & (slots > 0) & state.alive & (state.tiles < rules.annihilation_tiles)
+    heir = jnp.where(doomed, jnp.argmax(taken, axis=0), slots)  # int[P1]: new owner of each slot's tiles
+    owner = heir[state.owner.astype(jnp.int32)].astype(jnp.uint8)
+    inherited = jax.ops.segment_sum(jnp.where(doomed, state.tiles, 0), heir, num_segments=num_slots)
+    gold = jax.ops.segment_sum(jnp.where(doomed, state.gold, 0.0), heir, num_segments=num_slots)
+    tiles = jnp.where(doomed, 0, state.tiles) + jnp.where(doomed, 0, inherited)
+    gold = jnp.where(doomed, 0.0, jnp.where(doomed, 0.0, state.gold) + gold)
+    attacks = jnp.where(doomed[:, None] | doomed[None, :], 0.0, state.attacks)
+    return state.replace(owner=owner, tiles=tiles, gold=gold, attacks=attacks,
+                         troops=jnp.where(doomed, 0.0, state.troops), alive=state.alive & ~doomed)
+
+
+def check_win(state: GameState, arrays: MapArrays, rules: Rules) -> GameState:
+    """A player holding more than `win_land_share` of the land wins (checked by `tick` every N ticks)."""
+    players = state.tiles.at[0].set(-1)
+    leader = jnp.argmax(players)
+    share = state.tiles[leader] / jnp.maximum(arrays.num_land_tiles, 1).astype(jnp.float32)
+    wins = (state.winner == 0) & (share > rules.win_land_share)
+    return state.replace(winner=jnp.where(wins, leader, state.winner).astype(jnp.int32))
+
+
+def no_bots(state: GameState, arrays: MapArrays, key: jax.Array) -> GameState:
+    """A bot policy that never orders anything (scripted scenarios)."""
+    del arrays, key
+    return state
+
+
+def tick(state: GameState, arrays: MapArrays, rules: Rules = Rules(), bots: Policy = no_bots) -> GameState:
+    """Advance the game by one tick. `bots(state, arrays, key)` may add orders for the bot players."""
+    key, conquest_key, bots_key = jax.random.split(state.key, 3)
+    state = jax.lax.cond(state.tick % rules.win_check_interval == 0,
+                         lambda s: check_win(s, arrays, rules), lambda s: s, state)
+    state = state.replace(alive=state.alive & (state.tiles > 0))
+    state = grow(state, rules)
+    state = bots(state, arrays, bots_key)
+    state = _retreats(state, rules)
+    state = conquer(state, arrays, rules, conquest_key)
+    state = launch_orders(state)
+    incoming = state.attacks[1:, :].sum(axis=0)
+    return state.replace(tick=state.tick + 1, key=key, incoming=incoming)
+
+
+def run_ticks(state: GameState, arrays: MapArrays, n: int, rules: Rules = Rules(), bots: Policy = no_bots,
+              trace: bool = False):
+    """Run `n` ticks with `lax.scan`.
+
+    With `trace`, also returns per-tick (tiles int32[n, P + 1], troops float32[n, P + 1]).
+    """
+
+    def body(carry, _):
+        carry = tick(carry, arrays, rules, bots)
+        return carry, ((carry.tiles, carry.troops) if trace else None)
+
+    state, history = jax.lax.scan(body, state, None, length=n)
+    return (state, history) if trace else state

@@ -1,0 +1,182 @@
+"""Setting up a game: players, spawn disks, starting troops, bot constants (engine §3, §7)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxms.game.conquest import hash_bits
+from jaxms.game.rules import Difficulty, PlayerKind, Rules
+from jaxms.game.state import GameState, MapArrays, map_arrays
+from jaxms.maps import GameMap
+
+KIND_NAMES = {"human": PlayerKind.HUMAN, "agent": PlayerKind.HUMAN, "tribe": PlayerKind.TRIBE,
+              "bot": PlayerKind.TRIBE, "nation": PlayerKind.NATION}
+MAX_PLAYERS = 254
+
+
+def spawn_distance(num_land_tiles: int, num_players: int, rules: Rules = Rules()) -> int:
+    """Minimum Manhattan distance between random spawn centres.
+
+    The engine's 30 is for maps of a million tiles; on small maps it would leave no room, so it shrinks
+    with the land per player (0.7 sqrt(land / players)), never below 9 (two spawn disks then cannot touch).
+    """
+    room = int(0.7 * np.sqrt(num_land_tiles / max(num_players, 1)))
+    return int(np.clip(room, 9, rules.spawn_min_distance))
+
+
+def _parse_kinds(kinds: Sequence[str | int]) -> np.ndarray:
+    parsed = []
+    for kind in kinds:
+        if isinstance(kind, str):
+            if kind.lower() not in KIND_NAMES:
+                raise ValueError(f"unknown player kind {kind!r}: accepted kinds are {', '.join(KIND_NAMES)}")
+            parsed.append(KIND_NAMES[kind.lower()])
+        else:
+            parsed.append(PlayerKind(int(kind)))
+    if not 1 <= len(parsed) <= MAX_PLAYERS:
+        raise ValueError(f"a game needs 1 to {MAX_PLAYERS} players, got {len(parsed)}")
+    return np.array([PlayerKind.NONE, *parsed], dtype=np.int8)
+
+
+def new_game(key: jax.Array, game_map: GameMap | MapArrays, kinds: Sequence[str | int],
+             spawns: Sequence[tuple[int, int] | None] | None = None,
+             difficulty: Difficulty | int = Difficulty.MEDIUM, rules: Rules = Rules()) -> GameState:
+    """A game right after the spawn phase.
+
+    Args:
+        kinds: one entry per player ("human", "tribe", "nation" or a PlayerKind); player ids are 1, 2, ...
+        spawns: per player an (x, y) spawn centre, or None for a random spawn by the engine's rules (land,
+            unowned, all 52 disk tiles land, far enough from other spawns: see `spawn_distance`).
+        difficulty: the nations' difficulty.
+    """
+    arrays = map_arrays(game_map, rules) if isinstance(game_map, GameMap) else game_map
+    kind = _parse_kinds(kinds)
+    num_players = len(kind) - 1
+    spawns = list(spawns) if spawns is not None else [None] * num_players
+    if len(spawns) != num_players:
+        raise ValueError(f"got {len(spawns)} spawns for {num_players} players")
+    height, width = arrays.shape
+    centres = np.full((num_players + 1, 2), -1, dtype=np.int32)
+    for player, spawn in enumerate(spawns, start=1):
+        if spawn is not None:
+            x, y = (int(v) for v in spawn)
+            if not (0 <= x < width and 0 <= y < height):
+                raise ValueError(f"spawn ({x}, {y}) of player {player} is outside the {width}x{height} map")
+            if not bool(arrays.land[y, x]):
+                raise ValueError(f"spawn ({x}, {y}) of player {player} is on water")
+            centres[player] = (y, x)
+    distance = spawn_distance(int(arrays.num_land_tiles), num_players, rules)
+    return _new_game(key, arrays, jnp.asarray(kind), jnp.asarray(centres), jnp.int8(difficulty), distance,
+                     rules)
+
+
+@partial(jax.jit, static_argnames=("distance", "rules"))
+def _new_game(key: jax.Array, arrays: MapArrays, kind: jax.Array, centres: jax.Array,
+              difficulty: jax.Array, distance: int, rules: Rules) -> GameState:
+    num_slots = kind.shape[0]
+    height, width = arrays.shape
+    ys = jnp.arange(height, dtype=jnp.float32)[:, None]
+    xs = jnp.arange(width, dtype=jnp.float32)[None, :]
+    index = jnp.arange(height * width, dtype=jnp.uint32).reshape(height, width)
+    key, spawn_key, ai_key = jax.random.split(key, 3)
+    spawn_seeds = jax.random.bits(spawn_key, (num_slots,), jnp.uint32)
+
+    def place(player, carry):
+        owner, centres = carry
+        fixed = centres[player, 0] >= 0
+        # A random centre: spawnable, unowned, and far (Manhattan) from every centre placed so far.
+        placed = (centres[:, 0] >= 0)[:, None, None]
+        manhattan = (jnp.abs(ys[None] - centres[:, 0, None, None])
+                     + jnp.abs(xs[None] - centres[:, 1, None, None]))
+        far = jnp.all(~placed | (manhattan >= distance), axis=0)
+        valid = arrays.spawnable & (owner == 0) & far
+        score = jnp.where(valid, (hash_bits(spawn_seeds[player], index) >> 1).astype(jnp.int32), -1)
+        choice = jnp.argmax(score.ravel())
+        found = score.ravel()[choice] >= 0
+        random_centre = jnp.stack([choice // width, choice % width]).astype(jnp.int32)
+        centre = jnp.where(fixed, centres[player], jnp.where(found, random_centre, -1))
+        cy, cx = centre[0].astype(jnp.float32), centre[1].astype(jnp.float32)
+        disk = (xs - cx + 0.5) ** 2 + (ys - cy + 0.5) ** 2 <= rules.spawn_disk_radius_sq
+        claim = disk & arrays.land & (owner == 0) & (centre[0] >= 0) & (kind[player] != PlayerKind.NONE)
+        return jnp.where(claim, player, owner).astype(jnp.uint8), centres.at[player].set(centre)
+
+    owner, centres = jax.lax.fori_loop(1, num_slots, place,
+                                       (jnp.zeros((height, width), jnp.uint8), centres))
+    land_tiles = arrays.land.ravel().astype(jnp.int32)
+    tiles = jnp.bincount(owner.ravel(), weights=land_tiles, length=num_slots).astype(jnp.int32)
+    tiles = tiles.at[0].set(0)
+    nation_troops = jnp.asarray(rules.start_troops_nation, jnp.float32)[difficulty]
+    troops = jnp.select([kind == PlayerKind.HUMAN, kind == PlayerKind.TRIBE, kind == PlayerKind.NATION],
+                        [rules.start_troops_human, rules.start_troops_tribe, nation_troops], 0.0)
+    alive = (tiles > 0) & (kind != PlayerKind.NONE)
+
+    # Bot constants (§7): decision interval and phase, and the troop ratios that steer their attacks.
+    keys = jax.random.split(ai_key, 5)
+    nation_rates = jnp.asarray([[65, 80], [55, 70], [45, 60], [30, 50]], jnp.int32)[difficulty]
+    low = jnp.where(kind == PlayerKind.NATION, nation_rates[0], 40)
+    high = jnp.where(kind == PlayerKind.NATION, nation_rates[1], 80)
+    rate = jax.random.randint(keys[0], (num_slots,), low, high)
+    phase = jax.random.randint(keys[1], (num_slots,), 0, 1 << 30) % rate
+    uniform = partial(jax.random.uniform, shape=(num_slots,))
+    zeros_pp = jnp.zeros((num_slots, num_slots), jnp.float32)
+    return GameState(
+        owner=owner,
+        frontier_age=jnp.zeros((height, width), jnp.uint8),
+        troops=jnp.where(alive, troops, 0.0),
+        gold=jnp.zeros(num_slots, jnp.float32),
+        tiles=tiles,
+        alive=alive,
+        kind=kind,
+        difficulty=jnp.full(num_slots, difficulty, jnp.int8),
+        city_levels=jnp.zeros(num_slots, jnp.int32),
+        spawn=centres,
+        attacks=zeros_pp,
+        orders=zeros_pp,
+        retreat_timer=jnp.zeros((num_slots, num_slots), jnp.int32),
+        incoming=jnp.zeros(num_slots, jnp.float32),
+        ai_rate=rate.astype(jnp.int32),
+        ai_phase=phase.astype(jnp.int32),
+        ai_trigger=uniform(keys[2], minval=0.5, maxval=0.6),
+        ai_reserve=uniform(keys[3], minval=0.3, maxval=0.4),
+        ai_expand=uniform(keys[4], minval=0.1, maxval=0.2),
+        ai_started=jnp.zeros(num_slots, bool),
+        tick=jnp.int32(0),
+        winner=jnp.int32(0),
+        key=key,
+    )
+
+
+def launch_attack(state: GameState, attacker: int | jax.Array, target: int | jax.Array,
+                  troops: float | jax.Array) -> GameState:
+    """Order `attacker` to attack `target` (0 = unowned land) with `troops`; launched at the next tick's end.
+
+    Like the engine's intents: troops leave after that tick's growth and conquest starts the tick after.
+    Use `launch_orders` to launch at once (the last spawn-phase tick of a scenario).
+    """
+    return state.replace(orders=state.orders.at[attacker, target].add(jnp.floor(troops)))
+
+
+def retreat(state: GameState, attacker: int | jax.Array, target: int | jax.Array, rules: Rules = Rules()
+            ) -> GameState:
+    """Order the attack of `attacker` on `target` to retreat: it stops now, its troops return later."""
+    running = (state.attacks[attacker, target] > 0) & (state.retreat_timer[attacker, target] == 0)
+    timer = jnp.where(running, rules.retreat_ticks, state.retreat_timer[attacker, target])
+    return state.replace(retreat_timer=state.retreat_timer.at[attacker, target].set(timer))
+
+
+def set_territory(state: GameState, owner: jax.Array | np.ndarray, arrays: MapArrays,
+                  troops: Sequence[float] | jax.Array | None = None) -> GameState:
+    """A scenario position: `owner` (uint8[H, W], water must be 0) replaces the territory; tile counts and
+    alive flags are recomputed; `troops` (per player id 1..P) replaces the players' troops if given."""
+    owner = jnp.where(arrays.land, jnp.asarray(owner, jnp.uint8), 0).astype(jnp.uint8)
+    num_slots = state.troops.shape[0]
+    tiles = jnp.bincount(owner.ravel().astype(jnp.int32), length=num_slots).at[0].set(0).astype(jnp.int32)
+    new_troops = state.troops if troops is None else jnp.concatenate(
+        [jnp.zeros(1, jnp.float32), jnp.asarray(troops, jnp.float32)])
+    return state.replace(owner=owner, tiles=tiles, alive=(tiles > 0) & (state.kind != PlayerKind.NONE),
+                         troops=new_troops, frontier_age=jnp.zeros_like(state.frontier_age))
