@@ -158,10 +158,10 @@ def _annihilate(state: GameState, taken: jax.Array, rules: Rules) -> GameState:
     doomed = attacked & (slots > 0) & state.alive & (state.tiles < rules.annihilation_tiles)
     heir = jnp.where(doomed, jnp.argmax(taken, axis=0), slots)  # int[P1]: new owner of each slot's tiles
     owner = heir[state.owner.astype(jnp.int32)].astype(jnp.uint8)
-    inherited = jax.ops.segment_sum(jnp.where(doomed, state.tiles, 0), heir, num_segments=num_slots)
-    gold = jax.ops.segment_sum(jnp.where(doomed, state.gold, 0.0), heir, num_segments=num_slots)
-    tiles = jnp.where(doomed, 0, state.tiles) + jnp.where(doomed, 0, inherited)
-    gold = jnp.where(doomed, 0.0, jnp.where(doomed, 0.0, state.gold) + gold)
+    inherited_tiles = jax.ops.segment_sum(jnp.where(doomed, state.tiles, 0), heir, num_segments=num_slots)
+    inherited_gold = jax.ops.segment_sum(jnp.where(doomed, state.gold, 0.0), heir, num_segments=num_slots)
+    tiles = jnp.where(doomed, 0, state.tiles + inherited_tiles)
+    gold = jnp.where(doomed, 0.0, state.gold + inherited_gold)
     attacks = jnp.where(doomed[:, None] | doomed[None, :], 0.0, state.attacks)
     return state.replace(owner=owner, tiles=tiles, gold=gold, attacks=attacks,
                          troops=jnp.where(doomed, 0.0, state.troops), alive=state.alive & ~doomed)
