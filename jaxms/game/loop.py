@@ -92,17 +92,15 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
     owner, troops, tiles, attacks, age = (state.owner, state.troops, state.tiles, state.attacks,
                                           state.frontier_age)
     taken_total = jnp.zeros(live.shape, jnp.float32)
-    budget_left = budget_frontier = None
     for round_index in range(rules.conquest_substeps):
         conquering = live & (attacks >= 1.0)
         counts, segment, claimant, tie = frontier_histogram(owner, arrays.land, arrays.terrain, age,
                                                             conquering, seeds[round_index], rules)
-        if round_index == 0:
-            # Time on the frontier, the engine's insertion-tick order: older frontier tiles go first.
-            on_frontier = claimant > 0
         frontier = counts.sum(axis=-1).astype(jnp.float32)  # B: distinct frontier tiles per pair
         cost, attacker_loss, defender_loss = pair_tile_values(attacks, troops, tiles, state.kind, rules)
-        if budget_left is None:
+        if round_index == 0:
+            # The budget comes from the frontier at the tick's start; the tiles on it age (older go first).
+            on_frontier = claimant > 0
             budget_frontier = frontier
             ratio = jnp.clip(10.0 * attacks / jnp.maximum(troops[None, :], 1e-6),
                              *rules.player_budget_ratio_clamp)
