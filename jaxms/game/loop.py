@@ -18,7 +18,8 @@ from jaxms.game.conquest import frontier_histogram, pair_tile_values, plan_takes
 from jaxms.game.rules import PlayerKind, Rules
 from jaxms.game.state import GameState, MapArrays
 
-Policy = Callable[[GameState, MapArrays, jax.Array], GameState]
+# A bot policy queues orders: `bots(state, arrays, key, rules) -> state` (see game/bots.py).
+Policy = Callable[[GameState, MapArrays, jax.Array, Rules], GameState]
 
 
 def _floor_add(troops: jax.Array, amount: jax.Array) -> jax.Array:
@@ -174,20 +175,20 @@ def check_win(state: GameState, arrays: MapArrays, rules: Rules) -> GameState:
     return state.replace(winner=jnp.where(wins, leader, state.winner).astype(jnp.int32))
 
 
-def no_bots(state: GameState, arrays: MapArrays, key: jax.Array) -> GameState:
+def no_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Rules) -> GameState:
     """A bot policy that never orders anything (scripted scenarios)."""
-    del arrays, key
+    del arrays, key, rules
     return state
 
 
 def tick(state: GameState, arrays: MapArrays, rules: Rules = Rules(), bots: Policy = no_bots) -> GameState:
-    """Advance the game by one tick. `bots(state, arrays, key)` may add orders for the bot players."""
+    """Advance the game by one tick. `bots(state, arrays, key, rules)` may add orders for the bot players."""
     key, conquest_key, bots_key = jax.random.split(state.key, 3)
     state = jax.lax.cond(state.tick % rules.win_check_interval == 0,
                          lambda s: check_win(s, arrays, rules), lambda s: s, state)
     state = state.replace(alive=state.alive & (state.tiles > 0))
     state = grow(state, rules)
-    state = bots(state, arrays, bots_key)
+    state = bots(state, arrays, bots_key, rules)
     state = _retreats(state, rules)
     state = conquer(state, arrays, rules, conquest_key)
     state = launch_orders(state)

@@ -107,7 +107,7 @@ def _new_game(key: jax.Array, arrays: MapArrays, kind: jax.Array, centres: jax.A
 
     owner, centres = jax.lax.fori_loop(1, num_slots, place,
                                        (jnp.zeros((height, width), jnp.uint8), centres))
-    tiles, alive = _territory_counts(owner, kind)
+    tiles, alive = _territory_counts(owner, kind, arrays.num_land_tiles)
     nation_troops = jnp.asarray(rules.start_troops_nation, jnp.float32)[difficulty]
     troops = jnp.select([kind == PlayerKind.HUMAN, kind == PlayerKind.TRIBE, kind == PlayerKind.NATION],
                         [rules.start_troops_human, rules.start_troops_tribe, nation_troops], 0.0)
@@ -148,10 +148,15 @@ def _new_game(key: jax.Array, arrays: MapArrays, kind: jax.Array, centres: jax.A
     )
 
 
-def _territory_counts(owner: jax.Array, kind: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(tiles int32[P + 1], alive bool[P + 1]) of an owner grid whose water tiles are 0; slot 0 counts 0."""
-    tiles = jnp.bincount(owner.ravel().astype(jnp.int32), length=kind.shape[0]).at[0].set(0)
-    return tiles.astype(jnp.int32), (tiles > 0) & (kind != PlayerKind.NONE)
+def _territory_counts(owner: jax.Array, kind: jax.Array, num_land_tiles: jax.Array
+                      ) -> tuple[jax.Array, jax.Array]:
+    """(tiles int32[P + 1], alive bool[P + 1]) of an owner grid whose water tiles are 0.
+
+    Slot 0 counts the unowned land tiles (conquest keeps it up to date like any other slot).
+    """
+    tiles = jnp.bincount(owner.ravel().astype(jnp.int32), length=kind.shape[0])
+    tiles = tiles.at[0].set(num_land_tiles - tiles[1:].sum()).astype(jnp.int32)
+    return tiles, (tiles > 0) & (kind != PlayerKind.NONE)
 
 
 def launch_attack(state: GameState, attacker: int | jax.Array, target: int | jax.Array,
@@ -177,7 +182,7 @@ def set_territory(state: GameState, owner: jax.Array | np.ndarray, arrays: MapAr
     """A scenario position: `owner` (uint8[H, W], water must be 0) replaces the territory; tile counts and
     alive flags are recomputed; `troops` (per player id 1..P) replaces the players' troops if given."""
     owner = jnp.where(arrays.land, jnp.asarray(owner, jnp.uint8), 0).astype(jnp.uint8)
-    tiles, alive = _territory_counts(owner, state.kind)
+    tiles, alive = _territory_counts(owner, state.kind, arrays.num_land_tiles)
     new_troops = state.troops if troops is None else jnp.concatenate(
         [jnp.zeros(1, jnp.float32), jnp.asarray(troops, jnp.float32)])
     return state.replace(owner=owner, tiles=tiles, alive=alive,

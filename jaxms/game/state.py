@@ -63,7 +63,7 @@ class GameState:
     frontier_age: jax.Array  # uint8[H, W]: ticks the tile has been on an attack's frontier (saturates)
     troops: jax.Array  # float32[P + 1]: integer-valued (floored like the engine); slot 0 unused
     gold: jax.Array  # float32[P + 1]
-    tiles: jax.Array  # int32[P + 1]: tiles owned (slot 0: unowned land tiles)
+    tiles: jax.Array  # int32[P + 1]: land tiles owned (slot 0: unowned land tiles)
     alive: jax.Array  # bool[P + 1]: spawned and owns tiles; slot 0 False
     kind: jax.Array  # int8[P + 1]: PlayerKind
     difficulty: jax.Array  # int8[P + 1]: Difficulty (nations; MEDIUM elsewhere)

@@ -1,0 +1,162 @@
+"""The scripted opponents (engine §7): tribes in full, nations reduced, as one vectorised decision per tick.
+
+Every bot decides on its own phase tick (`tick % ai_rate == ai_phase`). All bots are handled at once with
+per-player vectors: which neighbours a player has comes from `border_contacts`, a (P + 1) x (P + 1) matrix
+built in one pass over the map, so a tick's cost does not grow with the number of bots beyond those
+vectors. Decisions are written to `state.orders` and launched at the tick's end like any other order.
+
+What is left out, because the game has no alliances, boats or nukes (yet): the tribes' "attack a traitor"
+steps, the nations' emojis, embargoes, alliance replies, boats, nukes, warships and the strategies that
+need them (assist allies, betray, hated, AFK, traitors, island, donate, nuked land). A nation's list is
+therefore: unowned land, tribes, retaliate, weakest neighbour. Adding alliances would mean a P x P
+relation matrix in `GameState`; the traitor steps would then read it like `border_contacts`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxms.game.loop import max_troops
+from jaxms.game.rules import Difficulty, PlayerKind, Rules
+from jaxms.game.state import GameState, MapArrays
+
+# How many neighbouring tribes a nation attacks at once, per difficulty (Medium draws 1 or 2).
+_PARALLEL_TRIBE_ATTACKS = ((1, 1), (1, 2), (3, 3), (100, 100))
+# Probability that a nation skips an attack on a human, per difficulty.
+_NATION_SKIP_HUMAN = (0.5, 0.25, 0.0, 0.0)
+
+
+def border_contacts(owner: jax.Array, land: jax.Array, num_slots: int) -> jax.Array:
+    """bool[P + 1, P + 1]: `contacts[i, j]` when a tile of i is 4-adjacent to a land tile owned by j.
+
+    Column 0 is unowned land (water is never a neighbour). Symmetric; the diagonal is False. One scatter
+    over the right and down neighbour pairs of the grid (each adjacency is seen once).
+    """
+    o = owner.astype(jnp.int32)
+    pairs = []
+    for a, b, both_land in ((o[:, :-1], o[:, 1:], land[:, :-1] & land[:, 1:]),
+                            (o[:-1, :], o[1:, :], land[:-1, :] & land[1:, :])):
+        dummy = num_slots * num_slots
+        pairs.append(jnp.where(both_land & (a != b), a * num_slots + b, dummy).ravel())
+    seen = jnp.zeros(num_slots * num_slots + 1, jnp.bool_).at[jnp.concatenate(pairs)].set(True)
+    seen = seen[:-1].reshape(num_slots, num_slots)
+    return seen | seen.T
+
+
+def _first_allowed(scores: jax.Array, allowed: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per row, the column of the smallest score among allowed ones: (column int32[R], found bool[R])."""
+    masked = jnp.where(allowed, scores, jnp.inf)
+    return jnp.argmin(masked, axis=-1).astype(jnp.int32), jnp.any(allowed, axis=-1)
+
+
+def _one_hot_orders(target: jax.Array, troops: jax.Array, fire: jax.Array, num_slots: int) -> jax.Array:
+    """float32[P + 1, P + 1]: row p orders `troops[p]` against `target[p]` where `fire[p]`."""
+    size = jnp.where(fire, jnp.floor(troops), 0.0)
+    return jax.nn.one_hot(target, num_slots, dtype=jnp.float32) * size[:, None]
+
+
+def _nation_tribe_attacks(state: GameState, contacts: jax.Array, available: jax.Array, deciding: jax.Array,
+                          key: jax.Array) -> jax.Array:
+    """float32[P + 1, P + 1]: each deciding nation's attacks on its neighbouring tribes.
+
+    Lowest troop density first; each attack sends min(4 D, available) and is skipped when the available
+    troops are below 2 D (D: the tribe's troops); up to 1 (Easy), 1-2 (Medium), 3 (Hard) or 100
+    (Impossible) tribes at once. Easy nations send everything available.
+    """
+    num_slots = state.troops.shape[0]
+    is_tribe = (state.kind == PlayerKind.TRIBE) & state.alive
+    candidates = contacts & is_tribe[None, :] & deciding[:, None]
+    density = state.troops / jnp.maximum(state.tiles.astype(jnp.float32), 1.0)
+    order = jnp.argsort(jnp.where(candidates, density[None, :], jnp.inf), axis=1)  # [P1, P1]
+    limits = jnp.asarray(_PARALLEL_TRIBE_ATTACKS, jnp.int32)[state.difficulty]
+    limit = jax.random.randint(key, (num_slots,), limits[:, 0], limits[:, 1] + 1)
+    easy = state.difficulty == Difficulty.EASY
+    rows = jnp.arange(num_slots)
+
+    def body(carry, rank):
+        left, sent, orders = carry
+        tribe = order[:, rank]
+        d = state.troops[tribe]
+        ok = candidates[rows, tribe] & (sent < limit) & (left > 0) & (easy | (left >= 2.0 * d))
+        size = jnp.where(easy, left, jnp.minimum(4.0 * d, left))
+        size = jnp.where(ok, jnp.floor(size), 0.0)
+        orders = orders.at[rows, tribe].add(size)
+        return (left - size, sent + ok.astype(jnp.int32), orders), None
+
+    init = (available, jnp.zeros(num_slots, jnp.int32), jnp.zeros((num_slots, num_slots), jnp.float32))
+    (_, _, orders), _ = jax.lax.scan(body, init, jnp.arange(num_slots))
+    return orders
+
+
+def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Rules = Rules()) -> GameState:
+    """Queue this tick's orders of every tribe and nation whose phase tick it is (engine §7).
+
+    Tribes: the first decision expands into unowned land with T - M expand; later ones expand if unowned
+    land borders them, else (when T / M >= trigger) retaliate against the largest incoming attack, else
+    attack a random neighbour (humans and nations skipped with probability 1/2), with T - M reserve.
+    Nations: the first tick sends T / 2 into unowned land; then unowned land (T - M expand), else, when
+    T / M >= reserve and (T / M >= trigger or a 1/10 chance): neighbouring tribes, else retaliation, else
+    the weakest neighbouring player (T - M reserve; humans skipped with the difficulty's probability).
+    """
+    num_slots = state.troops.shape[0]
+    slots = jnp.arange(num_slots)
+    is_tribe = state.kind == PlayerKind.TRIBE
+    is_nation = state.kind == PlayerKind.NATION
+    # A nation's first decision is the first tick; a tribe's is its first phase tick.
+    on_phase = state.tick % jnp.maximum(state.ai_rate, 1) == state.ai_phase
+    deciding = state.alive & ((is_tribe & on_phase) | (is_nation & (on_phase | ~state.ai_started)))
+    first = deciding & ~state.ai_started
+    later = deciding & state.ai_started
+
+    contacts = border_contacts(state.owner, arrays.land, num_slots)
+    troops = state.troops
+    cap = jnp.maximum(max_troops(state, rules), 1.0)
+    ratio = troops / cap
+    expand_troops = troops - cap * state.ai_expand
+    attack_troops = troops - cap * state.ai_reserve
+    borders_unowned = contacts[:, 0]
+    neighbours = contacts & state.alive[None, :] & (slots[None, :] != slots[:, None])  # players only
+
+    # Incoming attacks: retaliate against the attacker with the most troops on us.
+    incoming = state.attacks.T.at[:, 0].set(0.0)  # [target, attacker]
+    biggest_attacker = jnp.argmax(incoming, axis=1).astype(jnp.int32)
+    under_attack = incoming.max(axis=1) > 0
+
+    skip_key, order_key, chance_key, human_key, tribes_key = jax.random.split(key, 5)
+    not_tribe = ~is_tribe[None, :]
+    skip = not_tribe & jax.random.bernoulli(skip_key, 0.5, (num_slots, num_slots))
+    random_neighbour, has_neighbour = _first_allowed(
+        jax.random.uniform(order_key, (num_slots, num_slots)), neighbours & ~skip)
+
+    # Tribes.
+    expand = later & borders_unowned
+    aggressive = later & ~borders_unowned & (ratio >= state.ai_trigger) & (attack_troops >= 1.0)
+    tribe_target = jnp.where(under_attack, biggest_attacker, random_neighbour)
+    tribe_fires_on_player = is_tribe & aggressive & (under_attack | has_neighbour)
+    tribe_to_unowned = is_tribe & (first | expand) & (expand_troops >= 1.0)
+
+    # Nations.
+    nation_first = is_nation & first
+    nation_expand = is_nation & expand & (expand_troops >= 1.0)
+    willing = (is_nation & later & ~borders_unowned & (ratio >= state.ai_reserve)
+               & ((ratio >= state.ai_trigger) | jax.random.bernoulli(chance_key, 0.1, (num_slots,))))
+    tribe_orders = _nation_tribe_attacks(state, contacts, jnp.maximum(jnp.floor(attack_troops), 0.0),
+                                         willing & (attack_troops >= 1.0), tribes_key)
+    attacked_tribes = tribe_orders.sum(axis=1) > 0
+    skip_human = jnp.asarray(_NATION_SKIP_HUMAN, jnp.float32)[state.difficulty]
+    human_ok = ~((state.kind == PlayerKind.HUMAN)[None, :]
+                 & jax.random.bernoulli(human_key, skip_human[:, None], (num_slots, num_slots)))
+    weakest, has_weak = _first_allowed(jnp.broadcast_to(troops[None, :], (num_slots, num_slots)),
+                                       neighbours & ~is_tribe[None, :] & human_ok)
+    nation_target = jnp.where(under_attack, biggest_attacker, weakest)
+    nation_fires_on_player = (willing & ~attacked_tribes & (attack_troops >= 1.0)
+                              & (under_attack | has_weak))
+
+    unowned = jnp.zeros(num_slots, jnp.int32)
+    orders = (_one_hot_orders(unowned, expand_troops, tribe_to_unowned | nation_expand, num_slots)
+              + _one_hot_orders(unowned, troops / 2.0, nation_first, num_slots)
+              + _one_hot_orders(tribe_target, attack_troops, tribe_fires_on_player, num_slots)
+              + _one_hot_orders(nation_target, attack_troops, nation_fires_on_player, num_slots)
+              + tribe_orders)
+    return state.replace(orders=state.orders + orders, ai_started=state.ai_started | deciding)
