@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jaxms.game.loop import max_troops
 from jaxms.game.rules import Difficulty, PlayerKind, Rules
 from jaxms.game.state import GameState, MapArrays
+from jaxms.game.structures import build_structures
 
 # How many neighbouring tribes a nation attacks at once, per difficulty (Medium draws 1 or 2).
 _PARALLEL_TRIBE_ATTACKS = ((1, 1), (1, 2), (3, 3), (100, 100))
@@ -98,6 +99,7 @@ def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Ru
     Nations: the first tick sends T / 2 into unowned land; then unowned land (T - M expand), else, when
     T / M >= reserve and (T / M >= trigger or a 1/10 chance): neighbouring tribes, else retaliation, else
     the weakest neighbouring player (T - M reserve; humans skipped with the difficulty's probability).
+    Nations also build cities and defense posts (game/structures.py).
     """
     num_slots = state.troops.shape[0]
     slots = jnp.arange(num_slots)
@@ -123,7 +125,7 @@ def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Ru
     biggest_attacker = jnp.argmax(incoming, axis=1).astype(jnp.int32)
     under_attack = incoming.max(axis=1) > 0
 
-    skip_key, order_key, chance_key, human_key, tribes_key = jax.random.split(key, 5)
+    skip_key, order_key, chance_key, human_key, tribes_key, build_key = jax.random.split(key, 6)
     not_tribe = ~is_tribe[None, :]
     skip = not_tribe & jax.random.bernoulli(skip_key, 0.5, (num_slots, num_slots))
     random_neighbour, has_neighbour = _first_allowed(
@@ -159,4 +161,5 @@ def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Ru
               + _one_hot_orders(tribe_target, attack_troops, tribe_fires_on_player, num_slots)
               + _one_hot_orders(nation_target, attack_troops, nation_fires_on_player, num_slots)
               + tribe_orders)
-    return state.replace(orders=state.orders + orders, ai_started=state.ai_started | deciding)
+    state = state.replace(orders=state.orders + orders, ai_started=state.ai_started | deciding)
+    return build_structures(state, build_key, rules)

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jaxms.game.conquest import frontier_histogram, pair_tile_values, plan_takes
 from jaxms.game.rules import PlayerKind, Rules
 from jaxms.game.state import GameState, MapArrays
+from jaxms.game.structures import capture_structures
 
 # A bot policy queues orders: `bots(state, arrays, key, rules) -> state` (see game/bots.py).
 Policy = Callable[[GameState, MapArrays, jax.Array, Rules], GameState]
@@ -191,6 +192,7 @@ def tick(state: GameState, arrays: MapArrays, rules: Rules = Rules(), bots: Poli
     state = bots(state, arrays, bots_key, rules)
     state = _retreats(state, rules)
     state = conquer(state, arrays, rules, conquest_key)
+    state = capture_structures(state)
     state = launch_orders(state)
     incoming = state.attacks[1:, :].sum(axis=0)
     return state.replace(tick=state.tick + 1, key=key, incoming=incoming)

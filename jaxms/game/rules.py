@@ -73,6 +73,21 @@ class Rules:
     retreat_ticks: int = 20
     retreat_keep_vs_player: float = 0.75
 
+    # Structures (§6): cities and defense posts; nations build them (game/structures.py).
+    city_cost_base: float = 125_000.0  # cost min(max, base 2^levels owned)
+    city_cost_max: float = 1_000_000.0
+    city_build_ticks: int = 20
+    defense_post_cost_step: float = 50_000.0  # cost min(max, step (posts owned + 1))
+    defense_post_cost_max: float = 250_000.0
+    defense_post_build_ticks: int = 50
+    defense_post_radius: int = 30
+    defense_post_loss_factor: float = 5.0  # attacker losses on covered tiles ("mag" x5)
+    defense_post_cost_factor: float = 3.0  # budget cost of covered tiles ("speed" x3)
+    structure_min_distance: int = 15
+    tiles_per_structure: int = 1500  # above one structure per this many tiles, nations upgrade instead
+    defense_posts_per_city: float = 0.25
+    structures_per_nation: int = 8  # structure slots in a game: this many per nation
+
     # Win (§8): checked every 10 ticks; more than 80% of the land wins.
     win_check_interval: int = 10
     win_land_share: float = 0.8

@@ -71,13 +71,20 @@ def new_game(key: jax.Array, game_map: GameMap | MapArrays, kinds: Sequence[str 
                 raise ValueError(f"spawn ({x}, {y}) of player {player} is on water")
             centres[player] = (y, x)
     distance = spawn_distance(int(arrays.num_land_tiles), num_players, rules)
-    return _new_game(key, arrays, jnp.asarray(kind), jnp.asarray(centres), jnp.int8(difficulty), distance,
-                     rules)
+    return make_game(key, arrays, jnp.asarray(kind), jnp.asarray(centres), jnp.int8(difficulty),
+                     distance=distance, num_structures=structure_capacity(kind, rules), rules=rules)
 
 
-@partial(jax.jit, static_argnames=("distance", "rules"))
-def _new_game(key: jax.Array, arrays: MapArrays, kind: jax.Array, centres: jax.Array,
-              difficulty: jax.Array, distance: int, rules: Rules) -> GameState:
+def structure_capacity(kind: np.ndarray, rules: Rules = Rules()) -> int:
+    """Structure slots of a game with players `kind` (int8[P + 1]): `structures_per_nation` per nation."""
+    return rules.structures_per_nation * int(np.sum(np.asarray(kind) == PlayerKind.NATION))
+
+
+@partial(jax.jit, static_argnames=("distance", "num_structures", "rules"))
+def make_game(key: jax.Array, arrays: MapArrays, kind: jax.Array, centres: jax.Array, difficulty: jax.Array,
+              *, distance: int, num_structures: int, rules: Rules) -> GameState:
+    """`new_game` inside jit: players `kind` int8[P + 1], fixed centres int32[P + 1, 2] ((y, x), -1 for a
+    random spawn), the nations' difficulty; spawn spacing and structure slots are static."""
     num_slots = kind.shape[0]
     height, width = arrays.shape
     ys = jnp.arange(height, dtype=jnp.float32)[:, None]
@@ -136,6 +143,12 @@ def _new_game(key: jax.Array, arrays: MapArrays, kind: jax.Array, centres: jax.A
         orders=zeros_pp,
         retreat_timer=jnp.zeros((num_slots, num_slots), jnp.int32),
         incoming=jnp.zeros(num_slots, jnp.float32),
+        focus=jnp.zeros((num_slots, 4), jnp.float32),
+        structure_kind=jnp.zeros(num_structures, jnp.int8),
+        structure_owner=jnp.zeros(num_structures, jnp.uint8),
+        structure_pos=jnp.zeros((num_structures, 2), jnp.int32),
+        structure_level=jnp.zeros(num_structures, jnp.int32),
+        structure_ready=jnp.zeros(num_structures, jnp.int32),
         ai_rate=rate.astype(jnp.int32),
         ai_phase=phase.astype(jnp.int32),
         ai_trigger=uniform(keys[2], minval=0.5, maxval=0.6),

@@ -73,12 +73,19 @@ class GameState:
     orders: jax.Array  # float32[P + 1, P + 1]: attacks ordered this tick; launched at the tick's end
     retreat_timer: jax.Array  # int32[P + 1, P + 1]: ticks until a retreating attack's troops return; 0 none
     incoming: jax.Array  # float32[P + 1]: troops of attacks against each player (for the AI)
+    focus: jax.Array  # float32[P + 1, 4]: (origin y, origin x, unit dy, unit dx) of a directed attack's
+    #                   preferred direction (tiles within 45 degrees of it go first); zeros: no preference
     ai_rate: jax.Array  # int32[P + 1]: ticks between AI decisions
     ai_phase: jax.Array  # int32[P + 1]: the AI decides when tick % rate == phase
     ai_trigger: jax.Array  # float32[P + 1]: troop ratio above which it attacks players
     ai_reserve: jax.Array  # float32[P + 1]: troop ratio kept home when attacking players
     ai_expand: jax.Array  # float32[P + 1]: troop ratio kept home when expanding into unowned land
     ai_started: jax.Array  # bool[P + 1]: the AI has made its first decision
+    structure_kind: jax.Array  # int8[S]: 0 empty, 1 city, 2 defense post (game/structures.py)
+    structure_owner: jax.Array  # uint8[S]
+    structure_pos: jax.Array  # int32[S, 2]: (y, x) tile
+    structure_level: jax.Array  # int32[S]: city level (1 for defense posts)
+    structure_ready: jax.Array  # int32[S]: tick at which construction completes
     tick: jax.Array  # int32[]: ticks since the spawn phase ended
     winner: jax.Array  # int32[]: 0 while nobody has won
     key: jax.Array  # PRNG key

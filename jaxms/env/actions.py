@@ -1,0 +1,111 @@
+"""The agent's 45 actions: 9 directions (N, NE, E, SE, S, SW, W, NW, WAIT) x 5 troop intensities.
+
+A direction is spatial. Seen from the centre of the agent's territory, every attackable tile on its border
+(unowned land or a living enemy, 4-adjacent to the agent) lies in one of eight 45-degree sectors. The
+action for a direction attacks whoever owns most of the attackable border in that sector, with the chosen
+share of the agent's troops, and the attack is *focused*: tiles within 45 degrees of that direction get
+`Rules.focus_age_bonus` extra ticks of frontier age in the conquest priority, so they are taken first.
+A direction with no attackable border in its sector is masked out; WAIT (and every intensity of it) is
+always legal and orders nothing.
+
+The centre is the mean position of the agent's tiles: cheap (one pass), and for a single blob it is
+where "north of me" is measured from. Split territories make it approximate; the direction still picks
+border tiles that really lie in that direction from it.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxms.game.conquest import NEIGHBOURS, shift
+from jaxms.game.state import GameState, MapArrays
+
+DIRECTION_NAMES = ("N", "NE", "E", "SE", "S", "SW", "W", "NW", "WAIT")
+NUM_DIRECTIONS = 8  # compass directions; index 8 is WAIT
+WAIT = 8
+INTENSITIES = (0.15, 0.30, 0.45, 0.60, 0.75)  # share of the agent's troops sent
+NUM_ACTIONS = len(DIRECTION_NAMES) * len(INTENSITIES)  # 45
+# Unit vectors (dy, dx) of the compass directions; y grows southwards (row index).
+_DIAGONAL = float(np.sqrt(0.5))
+DIRECTION_VECTORS = np.array([(-1, 0), (-_DIAGONAL, _DIAGONAL), (0, 1), (_DIAGONAL, _DIAGONAL), (1, 0),
+                              (_DIAGONAL, -_DIAGONAL), (0, -1), (-_DIAGONAL, -_DIAGONAL)], dtype=np.float32)
+_TAN_22_5 = float(np.tan(np.pi / 8))
+
+
+def decode_action(action: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(direction int32 0..8, troop share float32) of actions 0..44 (direction = a // 5)."""
+    action = jnp.asarray(action, jnp.int32)
+    return action // len(INTENSITIES), jnp.asarray(INTENSITIES, jnp.float32)[action % len(INTENSITIES)]
+
+
+def territory_centre(owner: jax.Array, player: int | jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(centre float32[2] as (y, x), tiles int32): the mean position of `player`'s tiles."""
+    mine = (owner == player).astype(jnp.float32)
+    height, width = owner.shape
+    count = mine.sum()
+    ys = (mine.sum(axis=1) * jnp.arange(height, dtype=jnp.float32)).sum()
+    xs = (mine.sum(axis=0) * jnp.arange(width, dtype=jnp.float32)).sum()
+    return jnp.stack([ys, xs]) / jnp.maximum(count, 1.0), count.astype(jnp.int32)
+
+
+def compass_sector(dy: jax.Array, dx: jax.Array) -> jax.Array:
+    """int32 sector 0..7 (N, NE, ..., NW) of offsets (dy, dx), each sector 45 degrees wide."""
+    ay, ax = jnp.abs(dy), jnp.abs(dx)
+    vertical = jnp.where(dy < 0, 0, 4)
+    horizontal = jnp.where(dx > 0, 2, 6)
+    diagonal = jnp.select([(dy < 0) & (dx > 0), (dy > 0) & (dx > 0), (dy > 0) & (dx < 0)], [1, 3, 5], 7)
+    return jnp.select([ax <= _TAN_22_5 * ay, ay <= _TAN_22_5 * ax], [vertical, horizontal], diagonal)
+
+
+def direction_targets(state: GameState, arrays: MapArrays, player: int = 1
+                      ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Who the agent would attack in each direction.
+
+    Returns:
+        target: int32[8], owner id attacked for each compass direction (0 = unowned land);
+        legal: bool[9], whether each direction (and WAIT, always) has an attackable border;
+        centre: float32[2], the (y, x) the directions are measured from.
+    """
+    num_slots = state.troops.shape[0]
+    owner = state.owner.astype(jnp.int32)
+    mine = owner == player
+    touches_me = jnp.zeros_like(mine)
+    for dy, dx in NEIGHBOURS:
+        touches_me |= shift(mine, dy, dx, False)
+    attackable_owner = (state.alive | (jnp.arange(num_slots) == 0)) & (jnp.arange(num_slots) != player)
+    attackable = arrays.land & touches_me & ~mine & attackable_owner[owner]
+    centre, _ = territory_centre(owner, player)
+    height, width = owner.shape
+    dy = jnp.arange(height, dtype=jnp.float32)[:, None] - centre[0]
+    dx = jnp.arange(width, dtype=jnp.float32)[None, :] - centre[1]
+    sector = compass_sector(dy, dx)
+    dummy = NUM_DIRECTIONS * num_slots
+    index = jnp.where(attackable, sector * num_slots + owner, dummy).ravel()
+    counts = jax.ops.segment_sum(jnp.ones_like(index), index, num_segments=dummy + 1)[:-1]
+    counts = counts.reshape(NUM_DIRECTIONS, num_slots)
+    legal = jnp.append(counts.sum(axis=1) > 0, True)
+    return jnp.argmax(counts, axis=1).astype(jnp.int32), legal, centre
+
+
+def action_mask(legal_directions: jax.Array) -> jax.Array:
+    """bool[45] from bool[9]: every intensity of a legal direction is legal."""
+    return jnp.repeat(legal_directions, len(INTENSITIES))
+
+
+def apply_action(state: GameState, action: jax.Array, target: jax.Array, legal: jax.Array,
+                 centre: jax.Array, player: int = 1) -> tuple[GameState, jax.Array]:
+    """Order the agent's attack for `action` (already clipped to 0..44); an illegal direction waits.
+
+    Returns the state with the order queued and the attack focus set, and whether an order was given.
+    """
+    direction, share = decode_action(action)
+    attacks = (direction != WAIT) & legal[direction]
+    troops = jnp.floor(share * state.troops[player])
+    attacks &= troops >= 1.0
+    who = target[jnp.minimum(direction, NUM_DIRECTIONS - 1)]
+    orders = state.orders.at[player, who].add(jnp.where(attacks, troops, 0.0))
+    vector = jnp.asarray(DIRECTION_VECTORS)[jnp.minimum(direction, NUM_DIRECTIONS - 1)]
+    focus = jnp.where(attacks, jnp.concatenate([centre, vector]), state.focus[player])
+    return state.replace(orders=orders, focus=state.focus.at[player].set(focus)), attacks
