@@ -1,0 +1,60 @@
+"""The PPO objective on one minibatch (Stable-Baselines3's form and log names)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def log_prob(logits: jax.Array, actions: jax.Array) -> jax.Array:
+    """float32[B]: log pi(a) under (already masked) logits [B, A]."""
+    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return jnp.take_along_axis(log_probs, actions[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+
+def entropy(logits: jax.Array) -> jax.Array:
+    """float32[B]: entropy; masked actions (huge negative logits) have probability 0 and add exactly 0."""
+    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    probs = jnp.exp(log_probs)
+    return -jnp.sum(jnp.where(probs > 0, probs * log_probs, 0.0), axis=-1)
+
+
+def ppo_loss(logits: jax.Array, values: jax.Array, actions: jax.Array, old_log_probs: jax.Array,
+             old_values: jax.Array, advantages: jax.Array, returns: jax.Array, *, clip_eps: float,
+             vf_coef: float, ent_coef: float, clip_value: bool = False, normalize_advantages: bool = True
+             ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """(total loss, metrics) of a minibatch of B transitions.
+
+    loss = policy_gradient_loss + vf_coef * value_loss + ent_coef * entropy_loss, with
+    policy_gradient_loss = -mean(min(r A, clip(r, 1 - eps, 1 + eps) A)) (r = pi / pi_old, A normalised
+    per minibatch), value_loss = mean((R - V)^2) (V clipped around the old value if asked) and
+    entropy_loss = -mean(entropy).
+    """
+    new_log_probs = log_prob(logits, actions)
+    log_ratio = new_log_probs - old_log_probs
+    ratio = jnp.exp(log_ratio)
+    if normalize_advantages:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    surrogate = jnp.minimum(ratio * advantages, jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages)
+    policy_loss = -surrogate.mean()
+    values = values.astype(jnp.float32)
+    if clip_value:
+        values = old_values + jnp.clip(values - old_values, -clip_eps, clip_eps)
+    value_loss = jnp.mean((returns - values) ** 2)
+    entropy_loss = -entropy(logits).mean()
+    loss = policy_loss + vf_coef * value_loss + ent_coef * entropy_loss
+    metrics = {
+        "loss": loss,
+        "policy_gradient_loss": policy_loss,
+        "value_loss": value_loss,
+        "entropy_loss": entropy_loss,
+        "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
+        "clip_fraction": jnp.mean((jnp.abs(ratio - 1.0) > clip_eps).astype(jnp.float32)),
+    }
+    return loss, metrics
+
+
+def explained_variance(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+    """1 - Var(targets - predictions) / Var(targets) (NaN-free: 0 when targets are constant)."""
+    variance = jnp.var(targets)
+    return jnp.where(variance > 0, 1.0 - jnp.var(targets - predictions) / jnp.maximum(variance, 1e-12), 0.0)

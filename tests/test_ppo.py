@@ -1,0 +1,130 @@
+"""PPO: GAE against a plain loop, the loss against a hand computation, an update that lowers the loss,
+configuration errors, and determinism of whole training chunks."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jaxms.env import make_env
+from jaxms.nn import NetworkConfig, make_network
+from jaxms.ppo import PPOConfig, compute_gae, entropy, log_prob, make_optimizer, make_train, ppo_loss
+
+
+def plain_gae(rewards, values, terminated, truncated, final_values, last_value, gamma, lam):
+    steps, envs = rewards.shape
+    advantages = np.zeros((steps, envs))
+    for n in range(envs):
+        running = 0.0
+        for t in reversed(range(steps)):
+            if terminated[t, n]:
+                next_value, running = 0.0, 0.0
+            elif truncated[t, n]:
+                next_value, running = final_values[t, n], 0.0
+            else:
+                next_value = values[t + 1, n] if t + 1 < steps else last_value[n]
+            delta = rewards[t, n] + gamma * next_value - values[t, n]
+            running = delta + gamma * lam * running
+            advantages[t, n] = running
+    return advantages, advantages + values
+
+
+@given(st.integers(0, 2**31 - 1))
+def test_gae_matches_a_plain_loop_with_terminations_and_truncations(seed):
+    rng = np.random.default_rng(seed)
+    shape = (12, 3)
+    rewards, values, final_values = (rng.normal(size=shape).astype(np.float32) for _ in range(3))
+    ends = rng.random(shape)
+    terminated, truncated = ends < 0.15, (ends >= 0.15) & (ends < 0.3)
+    last_value = rng.normal(size=3).astype(np.float32)
+    got = compute_gae(*(jnp.asarray(x) for x in (rewards, values, terminated, truncated, final_values,
+                                                  last_value)), 0.99, 0.9)
+    expected = plain_gae(rewards, values, terminated, truncated, final_values, last_value, 0.99, 0.9)
+    np.testing.assert_allclose(np.asarray(got[0]), expected[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(got[1]), expected[1], rtol=1e-5, atol=1e-5)
+
+
+def test_the_loss_matches_a_hand_computation():
+    logits = jnp.array([[0.0, np.log(3.0)], [0.0, 0.0]])  # pi = (1/4, 3/4) and (1/2, 1/2)
+    actions = jnp.array([1, 0])
+    old_log_probs = jnp.log(jnp.array([0.5, 0.5]))  # ratios 1.5 and 1.0
+    advantages = jnp.array([2.0, -1.0])
+    values, old_values, returns = jnp.array([1.0, 0.0]), jnp.array([0.0, 0.0]), jnp.array([2.0, 1.0])
+    loss, metrics = ppo_loss(logits, values, actions, old_log_probs, old_values, advantages, returns,
+                             clip_eps=0.2, vf_coef=0.5, ent_coef=0.01, normalize_advantages=False)
+    # Surrogates: min(1.5 * 2, 1.2 * 2) = 2.4 and min(1.0 * -1, 1.0 * -1) = -1 -> policy loss -0.7.
+    assert float(metrics["policy_gradient_loss"]) == pytest.approx(-0.7, abs=1e-6)
+    assert float(metrics["value_loss"]) == pytest.approx(1.0, abs=1e-6)  # ((2 - 1)^2 + (1 - 0)^2) / 2
+    h = -(0.25 * np.log(0.25) + 0.75 * np.log(0.75)) / 2 - np.log(0.5) / 2
+    assert float(metrics["entropy_loss"]) == pytest.approx(-h, abs=1e-6)
+    assert float(loss) == pytest.approx(-0.7 + 0.5 * 1.0 - 0.01 * h, abs=1e-6)
+    assert float(metrics["clip_fraction"]) == pytest.approx(0.5)
+    # Value clipping keeps the new value within clip_eps of the old one: (2 - 0.2)^2 and (1 - 0)^2.
+    _, clipped = ppo_loss(logits, values, actions, old_log_probs, old_values, advantages, returns,
+                          clip_eps=0.2, vf_coef=0.5, ent_coef=0.01, clip_value=True,
+                          normalize_advantages=False)
+    assert float(clipped["value_loss"]) == pytest.approx((1.8**2 + 1.0) / 2, abs=1e-5)
+
+
+def test_masked_actions_have_zero_probability_and_finite_entropy():
+    logits = jnp.array([[-1e9, 0.3, -1e9], [-1e9, -1e9, 0.0]])
+    assert np.isfinite(np.asarray(entropy(logits))).all()
+    assert float(entropy(logits)[1]) == 0.0
+    assert float(log_prob(logits, jnp.array([1, 2]))[1]) == 0.0
+
+
+def test_bad_configurations_say_what_is_accepted():
+    with pytest.raises(ValueError, match="must divide the rollout size"):
+        PPOConfig(num_envs=3, n_steps=10, batch_size=64)
+    with pytest.raises(ValueError, match="accepted are constant, linear"):
+        PPOConfig(lr_schedule="cosine")
+    with pytest.raises(ValueError, match="num_envs must be a positive integer"):
+        PPOConfig(num_envs=0)
+
+
+TINY = PPOConfig(num_envs=2, n_steps=8, batch_size=8, update_epochs=2, total_timesteps=2 * 8 * 4,
+                 updates_per_chunk=2, learning_rate=1e-3)
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    env = make_env("plains_32", num_bots=1, max_steps=6, reset_pool_size=2)
+    network = make_network(NetworkConfig(obs="single", width=0.125, heads=1))
+    return env, network, make_train(TINY, env, env.default_params, network)
+
+
+def test_one_update_lowers_the_loss_on_a_fixed_batch(tiny_run):
+    env, network, _ = tiny_run
+    keys = jax.random.split(jax.random.key(0), 8)
+    obs, _ = jax.vmap(env.reset, in_axes=(0, None))(keys, env.default_params)
+    params = network.init(jax.random.key(1), obs)
+    actions = jnp.arange(8) % 5 + 40  # WAIT is always legal
+    logits, values, _ = network.apply(params, obs)
+    batch = (actions, log_prob(logits, actions), values, jnp.linspace(-1, 1, 8), jnp.linspace(0, 2, 8))
+
+    def loss(p):
+        new_logits, new_values, _ = network.apply(p, obs)
+        return ppo_loss(new_logits, new_values, *batch, clip_eps=0.2, vf_coef=0.5, ent_coef=0.0)[0]
+
+    optimizer = make_optimizer(PPOConfig(learning_rate=1e-3, max_grad_norm=10.0))
+    updates, _ = optimizer.update(jax.grad(loss)(params), optimizer.init(params), params)
+    assert float(loss(jax.tree.map(jnp.add, params, updates))) < float(loss(params))
+
+
+def test_same_seed_same_training_and_metrics_are_reported(tiny_run):
+    _, _, trainer = tiny_run
+    first = trainer.train_chunk(trainer.init(jax.random.key(3)))
+    second = trainer.train_chunk(trainer.init(jax.random.key(3)))
+    for a, b in zip(jax.tree.leaves(first[1]), jax.tree.leaves(second[1]), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    metrics = first[1]
+    assert np.asarray(metrics["env_steps"]).tolist() == [16, 32]
+    for name in ("loss", "policy_gradient_loss", "value_loss", "entropy_loss", "approx_kl", "clip_fraction",
+                 "explained_variance", "learning_rate"):
+        assert np.isfinite(np.asarray(metrics[name])).all(), name
+    assert float(metrics["episodes"].sum()) >= 2, "max_steps=6 ends episodes within 16 steps"
+    assert np.asarray(first[0].update) == 2
