@@ -31,7 +31,7 @@ from flax import struct
 
 from jaxms.env import spaces
 from jaxms.env.actions import NUM_ACTIONS, action_mask, apply_action, direction_targets
-from jaxms.env.observe import MinimalObserver
+from jaxms.env.observe import MinimalObserver, ObsConfig, make_observer
 from jaxms.game.bots import scripted_bots
 from jaxms.game.loop import tick
 from jaxms.game.rules import Difficulty, PlayerKind, Rules
@@ -83,7 +83,8 @@ class TerritoryEnv:
     def __init__(self, game_map: GameMap, num_bots: int = 10, nations: bool = False,
                  nation_difficulty: str = "medium", ticks_per_step: int = 10, max_steps: int = 1000,
                  reward: str = "share", observer=None, rules: Rules = Rules(), reset_pool_size: int = 16,
-                 seed: int = 0):
+                 seed: int = 0, agent_autopilot: bool = False, obs: str | ObsConfig | None = None,
+                 local_view_size: int | None = None):
         if not isinstance(game_map, GameMap):
             raise TypeError(f"game_map must be a GameMap (use jaxms.load_map), got {type(game_map).__name__}")
         for name, value, low in (("num_bots", num_bots, 0), ("ticks_per_step", ticks_per_step, 1),
@@ -100,10 +101,21 @@ class TerritoryEnv:
             raise ValueError(f"{1 + num_bots + len(nation_spawns)} players (the agent, {num_bots} bots and "
                              f"{len(nation_spawns)} nations) exceed the maximum of {MAX_PLAYERS}")
         self.game_map = game_map
+        # The agent's seat played by the tribe rules (actions are ignored): an evaluation baseline.
+        self.agent_autopilot = bool(agent_autopilot)
         self.num_bots = int(num_bots)
         self.ticks_per_step = int(ticks_per_step)
         self.reward = reward
         self.rules = rules
+        # Observations: `obs` ("multi", "single" or an ObsConfig) builds an Observer sized for the map;
+        # otherwise `observer`, or the minimal stand-in.
+        if obs is not None and observer is not None:
+            raise ValueError("give either observer= or obs=, not both")
+        if local_view_size is not None and obs is None:
+            raise ValueError('local_view_size needs obs="multi" (or an ObsConfig)')
+        if obs is not None:
+            view = {} if local_view_size is None else {"local_view_size": local_view_size}
+            observer = make_observer(obs, (game_map.height, game_map.width), rules, **view)
         self.observer = observer if observer is not None else MinimalObserver()
         self.arrays: MapArrays = map_arrays(game_map, rules)
         kinds = [PlayerKind.HUMAN] + [PlayerKind.TRIBE] * num_bots + [PlayerKind.NATION] * len(nation_spawns)
@@ -233,9 +245,13 @@ class TerritoryEnv:
         action = jnp.asarray(action, jnp.int32)
         invalid = (action < 0) | (action >= NUM_ACTIONS)
         action = jnp.clip(action, 0, NUM_ACTIONS - 1)
-        game, attacked = apply_action(state.game, action, state.targets, state.legal, state.centre, AGENT)
+        if self.agent_autopilot:
+            game, attacked = state.game, jnp.bool_(False)
+            bots = partial(scripted_bots, autopilot=AGENT)
+        else:
+            game, attacked = apply_action(state.game, action, state.targets, state.legal, state.centre, AGENT)
+            bots = scripted_bots
         illegal_direction = ~state.legal[action // 5]
-        bots = scripted_bots
 
         def one_tick(game, _):
             return tick(game, self.arrays, self.rules, bots), None

@@ -90,7 +90,8 @@ def _nation_tribe_attacks(state: GameState, contacts: jax.Array, available: jax.
     return orders
 
 
-def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Rules = Rules()) -> GameState:
+def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Rules = Rules(),
+                  autopilot: int = 0) -> GameState:
     """Queue this tick's orders of every tribe and nation whose phase tick it is (engine §7).
 
     Tribes: the first decision expands into unowned land with T - M expand; later ones expand if unowned
@@ -100,14 +101,17 @@ def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Ru
     T / M >= reserve and (T / M >= trigger or a 1/10 chance): neighbouring tribes, else retaliation, else
     the weakest neighbouring player (T - M reserve; humans skipped with the difficulty's probability).
     Nations also build cities and defense posts (game/structures.py).
+    `autopilot` (a player id, 0 for none) makes that player decide by the tribe rules whatever its kind
+    (its own troop cap is kept): the "tribe AI in the agent's seat" baseline of the evaluator.
     """
     num_slots = state.troops.shape[0]
     slots = jnp.arange(num_slots)
     is_tribe = state.kind == PlayerKind.TRIBE
-    is_nation = state.kind == PlayerKind.NATION
+    decides_as_tribe = is_tribe | ((slots == autopilot) & (autopilot > 0))
+    is_nation = (state.kind == PlayerKind.NATION) & ~decides_as_tribe
     # A nation's first decision is the first tick; a tribe's is its first phase tick.
     on_phase = state.tick % jnp.maximum(state.ai_rate, 1) == state.ai_phase
-    deciding = state.alive & ((is_tribe & on_phase) | (is_nation & (on_phase | ~state.ai_started)))
+    deciding = state.alive & ((decides_as_tribe & on_phase) | (is_nation & (on_phase | ~state.ai_started)))
     first = deciding & ~state.ai_started
     later = deciding & state.ai_started
 
@@ -135,8 +139,8 @@ def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Ru
     expand = later & borders_unowned
     aggressive = later & ~borders_unowned & (ratio >= state.ai_trigger) & (attack_troops >= 1.0)
     tribe_target = jnp.where(under_attack, biggest_attacker, random_neighbour)
-    tribe_fires_on_player = is_tribe & aggressive & (under_attack | has_neighbour)
-    tribe_to_unowned = is_tribe & (first | expand) & (expand_troops >= 1.0)
+    tribe_fires_on_player = decides_as_tribe & aggressive & (under_attack | has_neighbour)
+    tribe_to_unowned = decides_as_tribe & (first | expand) & (expand_troops >= 1.0)
 
     # Nations.
     nation_first = is_nation & first

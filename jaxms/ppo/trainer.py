@@ -97,12 +97,16 @@ def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
     batched_reset = jax.vmap(env.reset, in_axes=(0, None))
     batched_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
+    reset_envs = jax.jit(lambda key: batched_reset(jax.random.split(key, num_envs), env_params))
+
     def init(key: jax.Array) -> RunnerState:
+        """A fresh run: envs reset and network initialised from `key` (host code calling jitted parts,
+        so the network's own `init` may be jitted however it likes)."""
         key, net_key, reset_key = jax.random.split(key, 3)
-        obs, env_state = batched_reset(jax.random.split(reset_key, num_envs), env_params)
+        obs, env_state = reset_envs(reset_key)
         params = network.init(net_key, obs)
-        return RunnerState(params=params, opt_state=optimizer.init(params), env_state=env_state, obs=obs,
-                           key=key, update=jnp.int32(0), env_steps=jnp.int32(0))
+        return RunnerState(params=params, opt_state=jax.jit(optimizer.init)(params), env_state=env_state,
+                           obs=obs, key=key, update=jnp.int32(0), env_steps=jnp.int32(0))
 
     def env_step(runner: RunnerState, _):
         key, action_key, step_key = jax.random.split(runner.key, 3)
@@ -178,7 +182,7 @@ def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
     def train_chunk(runner: RunnerState):
         return jax.lax.scan(one_update, runner, None, length=config.updates_per_chunk)
 
-    return Trainer(config=config, init=jax.jit(init), train_chunk=jax.jit(train_chunk, donate_argnums=0),
+    return Trainer(config=config, init=init, train_chunk=jax.jit(train_chunk, donate_argnums=0),
                    optimizer=optimizer)
 
 
