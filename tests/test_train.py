@@ -1,0 +1,107 @@
+"""Training runs: exact resume from a checkpoint, the CLI end to end, and its errors."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from jaxms.checkpoint import Checkpointer
+from jaxms.config import TrainConfig, load_config_file, resolve
+from jaxms.env import make_env
+from jaxms.nn import NetworkConfig, make_network
+from jaxms.ppo import PPOConfig, make_train
+from jaxms.train import main
+
+
+def leaves(tree):
+    to_data = lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x  # noqa: E731
+    return [np.asarray(to_data(x)) for x in jax.tree.leaves(tree)]
+
+
+def test_a_resumed_run_continues_bit_for_bit(tmp_path):
+    env = make_env("plains_32", num_bots=1, max_steps=5, reset_pool_size=2)
+    network = make_network(NetworkConfig(obs="single", width=0.125, heads=1))
+    config = PPOConfig(num_envs=2, n_steps=8, batch_size=8, update_epochs=1, total_timesteps=64)
+    trainer = make_train(config, env, env.default_params, network)
+
+    straight = trainer.init(jax.random.key(5))
+    straight, _ = trainer.train_chunk(straight)
+    straight, metrics_straight = trainer.train_chunk(straight)
+
+    interrupted = trainer.init(jax.random.key(5))
+    interrupted, _ = trainer.train_chunk(interrupted)
+    checkpoints = Checkpointer(tmp_path / "checkpoints", keep=2)
+    checkpoints.save(1, interrupted, {"note": "half way"})
+    checkpoints.close()
+    del interrupted
+    template = trainer.init(jax.random.key(99))  # another seed: everything must come from the checkpoint
+    restored, meta = Checkpointer(tmp_path / "checkpoints").restore(template)
+    assert meta == {"note": "half way"} and int(restored.update) == 1
+    resumed, metrics_resumed = trainer.train_chunk(restored)
+    for a, b in zip(leaves(metrics_straight), leaves(metrics_resumed), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(leaves(straight), leaves(resumed), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+TINY_RUN = ["--map", "plains_32", "--num-bots", "1", "--obs", "single", "--network-width", "0.125",
+            "--n-envs", "2", "--n-steps", "8", "--batch-size", "8", "--update-epochs", "1",
+            "--max-steps", "5", "--eval-every", "2", "--eval-games", "2", "--checkpoint-every", "1",
+            "--image-every", "0"]
+
+
+def test_the_cli_trains_checkpoints_resumes_and_evaluates(tmp_path, capsys):
+    assert main([*TINY_RUN, "--total-timesteps", "32", "--output-dir", str(tmp_path), "--name", "tiny"]) == 0
+    (run,) = tmp_path.iterdir()
+    assert run.name.startswith("tiny_")
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["n_envs"] == 2 and saved["obs"] == "single"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["1", "2"]
+    assert [p.name for p in (run / "final").iterdir()] == ["2"] and any((run / "best").iterdir())
+    assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
+    # Continue the same run to 48 steps: it picks up at update 2 and writes into the same folder.
+    assert main(["--continue-from", str(run), "--total-timesteps", "48"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "3"
+
+    from jaxms.evaluate import main as evaluate_main
+
+    assert evaluate_main([str(run), "--games", "2", "--baselines", "wait"]) == 0
+    results = json.loads((run / "evaluation.json").read_text())["results"]
+    assert set(results) == {"agent", "wait"} and 0.0 <= results["agent"]["win_rate"] <= 1.0
+
+
+def test_bad_flags_and_files_say_what_is_accepted(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--obs", "triple"])
+    assert "invalid choice: 'triple'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--n-envs", "0"])
+    assert "--n-envs must be a positive integer" in capsys.readouterr().err
+    assert main(["--map", "atlantis_of_dreams", "--output-dir", str(tmp_path)]) == 2
+    assert "atlantis_of_dreams" in capsys.readouterr().err
+    assert main(["--device", "mps"]) == 2
+    assert "PyTorch" in capsys.readouterr().err
+    assert main(["--continue-from", str(tmp_path / "nothing")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"num_bots": 3, "learning_rat": 0.1}))
+    with pytest.raises(ValueError, match="unknown settings \\['learning_rat'\\]"):
+        load_config_file(bad)
+    good = tmp_path / "good.toml"
+    good.write_text('num-bots = 3\nobs = "single"\n')
+    assert load_config_file(good) == {"num_bots": 3, "obs": "single"}
+
+
+def test_device_and_map_presets_fill_unset_sizes():
+    small = resolve(TrainConfig(), map_tiles=128 * 128, device="cpu")
+    assert (small.n_envs, small.batch_size, small.n_steps) == (8, 64, 64)
+    large = resolve(TrainConfig(), map_tiles=1024 * 1024, device="cpu")
+    assert (large.n_envs, large.batch_size, large.n_steps) == (2, 32, 256)
+    cuda = resolve(TrainConfig(n_envs=16), map_tiles=1024 * 1024, device="cuda")
+    assert (cuda.n_envs, cuda.batch_size, cuda.n_steps) == (16, 256, 1024)
+    with pytest.raises(ValueError, match="must divide"):
+        resolve(TrainConfig(n_envs=3, n_steps=10, batch_size=7), map_tiles=100, device="cpu")
