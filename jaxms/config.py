@@ -67,6 +67,7 @@ class TrainConfig:
     eval_every: int = 50  # updates; 0 disables evaluation during training
     eval_games: int = 16
     image_every: int = 50  # updates between logged images of the views; 0 disables
+    max_minutes: float | None = None  # stop (checkpointed, like the end of the run) after this long
 
     def __post_init__(self) -> None:
         _check_choice("device", self.device, DEVICES)
@@ -83,6 +84,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"--max-minutes must be > 0, got {self.max_minutes!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"--learning-rate must be > 0, got {self.learning_rate!r}")
 

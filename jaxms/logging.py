@@ -5,11 +5,13 @@ Keys: `rollout/ep_rew_mean`, `rollout/ep_len_mean` (over the last 100 finished e
 learning_rate}`, plus what the earlier system lost: `game/{win_rate, land_share, rank, survival_steps}` (the
 same window of episodes), `attention/{global, local, tactical}` (mean cross-scale attention weights),
 `eval/*` (evaluations for best/) and, now and then, an image of the three views (`views`).
+The same per-update numbers go to `progress.csv` in the run folder (for plots without TensorBoard).
 """
 
 from __future__ import annotations
 
 import collections
+import csv
 import sys
 from pathlib import Path
 
@@ -21,6 +23,8 @@ TRAIN_KEYS = ("loss", "policy_gradient_loss", "value_loss", "entropy_loss", "app
               "explained_variance", "learning_rate")
 EPISODE_WINDOW = 100
 SCALES = ("global", "local", "tactical")
+CSV_COLUMNS = ("env_steps", "ep_rew_mean", "ep_len_mean", "win_rate", "land_share", "rank", "fps",
+               *TRAIN_KEYS)
 
 
 class RunLogger:
@@ -36,6 +40,10 @@ class RunLogger:
         self.bar = tqdm(total=total, unit="step", unit_scale=True, dynamic_ncols=True, disable=quiet or None,
                         file=sys.stderr)
         self.quiet = quiet
+        self._csv_file = open(Path(run_dir) / "progress.csv", "a", newline="")
+        self._csv = csv.writer(self._csv_file)
+        if self._csv_file.tell() == 0:
+            self._csv.writerow(CSV_COLUMNS)
 
     def log_chunk(self, metrics: dict, seconds: float, steps_in_chunk: int) -> None:
         """Metrics of one chunk (arrays with a leading [updates] axis, see ppo/trainer.py) that took
@@ -62,6 +70,10 @@ class RunLogger:
                 for scale, weight in zip(SCALES, np.asarray(metrics["scale_attention"][i]), strict=False):
                     self.writer.add_scalar(f"attention/{scale}", float(weight), step)
             self.writer.add_scalar("time/fps", float(fps), step)
+            window = np.asarray(self.episodes) if self.episodes else np.full((1, 5), np.nan)
+            train = [round(float(metrics[k][i]), 6) if k in metrics else "" for k in TRAIN_KEYS]
+            self._csv.writerow([step, *(round(float(window[:, c].mean()), 5) for c in range(5)),
+                                round(float(fps), 1), *train])
         self.bar.n = int(steps[-1])
         postfix = {"fps": f"{fps:.0f}"}
         if self.episodes:
@@ -89,5 +101,6 @@ class RunLogger:
         self.writer.add_image("views", image, step, dataformats="HWC")
 
     def close(self) -> None:
+        self._csv_file.close()
         self.bar.close()
         self.writer.close()

@@ -67,6 +67,7 @@ FLAG_HELP = {
     "checkpoint_every": "updates between checkpoints", "keep_checkpoints": "checkpoints kept",
     "eval_every": "updates between evaluations (for best/; 0: never)", "eval_games": "games per evaluation",
     "image_every": "updates between logged images of the views (0: never)",
+    "max_minutes": "stop after this many minutes of training (saved like a finished run)",
 }
 
 
@@ -81,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         if field.type in ("bool",):
             parser.add_argument(flag, type=_parse_bool, default=None, metavar="true|false", help=help_text)
             continue
-        kind = {"int": int, "float": float, "str": str, "int | None": int, "str | None": str}[field.type]
+        kind = {"int": int, "float": float, "str": str, "int | None": int, "str | None": str,
+                "float | None": float}[field.type]
         choices = {"device": DEVICES, "obs": OBS_MODES, "reward": REWARDS,
                    "lr_schedule": ("constant", "linear"), "network_dtype": ("float32", "bfloat16")}
         parser.add_argument(flag, type=kind, default=None, choices=choices.get(field.name), help=help_text)
@@ -230,8 +232,10 @@ def train(config: TrainConfig, quiet: bool = False) -> Path:
         if checkpoints.latest_step() != int(runner.update):
             checkpoints.save(int(runner.update), runner, meta())
 
+    deadline = time.monotonic() + 60.0 * config.max_minutes if config.max_minutes else float("inf")
     try:
-        while int(runner.update) < ppo.num_updates and not interrupt.requested:
+        while (int(runner.update) < ppo.num_updates and not interrupt.requested
+               and time.monotonic() < deadline):
             start = time.perf_counter()
             try:
                 runner, metrics = trainer.train_chunk(runner)

@@ -1,0 +1,114 @@
+"""Proof that the agent learns: train from scratch on a small map within a time budget, then evaluate.
+
+Trains `python -m jaxms.train`'s default pipeline (multi-scale views sized for the map) for `--minutes`
+on a small built-in map against tribes, then plays `--games` games with the trained policy and with the
+baselines in the same seat (uniform random over legal actions, always WAIT, the tribe AI itself).
+Passes when the agent's win rate is at least 30 points above the random policy's and above the tribe
+AI's. Writes the learning curve (PNG), the run folder, and JSON + markdown results.
+
+    python benchmarks/learning.py [--map continents_128] [--num-bots 5] [--minutes 20] [--games 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+from common import RESULTS_DIR, write_results
+from PIL import Image, ImageDraw
+
+from jaxms.config import TrainConfig
+from jaxms.evaluate import evaluate_policies, format_table, network_policy, random_policy, wait_policy
+from jaxms.train import build_run, load_run, train
+
+
+def plot_curves(progress_csv: Path, out_png: Path, title: str) -> None:
+    """Episode return and win rate (100-episode window) against env steps, drawn with pillow."""
+    rows = list(csv.DictReader(progress_csv.open()))
+    steps = np.array([float(r["env_steps"]) for r in rows])
+    series = [("ep_rew_mean", "episode return", (31, 119, 180)), ("win_rate", "win rate", (214, 39, 40))]
+    width, height, margin = 900, 420, 60
+    image = Image.new("RGB", (width, height * len(series)), "white")
+    draw = ImageDraw.Draw(image)
+    for k, (key, label, colour) in enumerate(series):
+        values = np.array([float(r[key]) if r[key] not in ("", "nan") else np.nan for r in rows])
+        top = k * height
+        box = (margin, top + 40, width - 20, top + height - margin)
+        draw.rectangle(box, outline="black")
+        draw.text((margin, top + 10), f"{title}: {label}", fill="black")
+        finite = np.isfinite(values)
+        if finite.sum() < 2:
+            continue
+        low, high = float(np.nanmin(values)), float(np.nanmax(values))
+        high = high if high > low else low + 1.0
+        x = box[0] + (steps - steps.min()) / max(steps.max() - steps.min(), 1) * (box[2] - box[0])
+        y = box[3] - (values - low) / (high - low) * (box[3] - box[1])
+        points = [(float(a), float(b)) for a, b, ok in zip(x, y, finite, strict=True) if ok]
+        draw.line(points, fill=colour, width=2)
+        draw.text((5, box[1]), f"{high:.2f}", fill="black")
+        draw.text((5, box[3] - 10), f"{low:.2f}", fill="black")
+        draw.text((box[0], box[3] + 5), "0", fill="black")
+        draw.text((box[2] - 80, box[3] + 5), f"{int(steps.max())} steps", fill="black")
+    image.save(out_png)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--map", default="continents_128")
+    parser.add_argument("--num-bots", type=int, default=5)
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--games", type=int, default=50)
+    parser.add_argument("--obs", default="multi", choices=("multi", "single"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-steps", type=int, default=200)
+    parser.add_argument("--output-dir", default="runs/learning")
+    parser.add_argument("--out-dir", type=Path, default=None, help="where results go (benchmarks/results)")
+    args = parser.parse_args()
+
+    config = TrainConfig(map=args.map, num_bots=args.num_bots, obs=args.obs, seed=args.seed,
+                         total_timesteps=10**9, max_minutes=args.minutes, max_steps=args.max_steps,
+                         output_dir=args.output_dir, name=f"learning_{args.obs}", eval_every=0,
+                         image_every=0, checkpoint_every=20, network_width=0.5, learning_rate=3e-4,
+                         update_epochs=4)
+    run_dir = train(config)
+    out_dir = Path(args.out_dir or RESULTS_DIR)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    curve = out_dir / f"learning_{args.obs}.png"
+    plot_curves(run_dir / "progress.csv", curve, f"{args.map}, {args.num_bots} tribes, {args.obs}-scale")
+
+    trained_config, _, network, params = load_run(run_dir / "final")
+    policies = {"agent": network_policy(network, params), "random": random_policy, "wait": wait_policy,
+                "tribe": "tribe"}
+
+    def env_factory(autopilot: bool):
+        return build_run(trained_config, agent_autopilot=autopilot)[0]
+
+    results = evaluate_policies(env_factory, lambda env: env.default_params, policies, args.games,
+                                seed=args.seed + 1000)
+    print(format_table(results))
+    progress = list(csv.DictReader((run_dir / "progress.csv").open()))
+    agent, random_, tribe = results["agent"], results["random"], results["tribe"]
+    passed = agent["win_rate"] >= random_["win_rate"] + 0.30 and agent["win_rate"] > tribe["win_rate"]
+    rows = [{"policy": name, "win_rate": round(r["win_rate"], 3),
+             "win_rate_ci": f"[{r['win_rate_ci'][0]:.2f}, {r['win_rate_ci'][1]:.2f}]",
+             "land_share": round(r["land_share"], 3), "rank": round(r["rank"], 2),
+             "survival_steps": round(r["survival_steps"], 1), "games": r["games"],
+             "env_steps_trained": int(progress[-1]["env_steps"]) if name == "agent" else ""}
+            for name, r in results.items()]
+    write_results(f"learning_{args.obs}", rows,
+                  ["policy", "win_rate", "win_rate_ci", "land_share", "rank", "survival_steps", "games",
+                   "env_steps_trained"],
+                  f"Learning proof: {args.map}, {args.num_bots} tribes, {args.minutes:g} minutes of training "
+                  f"({'PASS' if passed else 'FAIL'}: agent win rate >= random + 0.30 and > tribe AI)",
+                  out_dir)
+    print(f"learning curve: {curve}\nrun: {run_dir}\n{'PASS' if passed else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()
