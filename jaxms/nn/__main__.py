@@ -1,0 +1,53 @@
+"""Print the parameter count per block of the multi- and single-scale networks.
+
+    python -m jaxms.nn [--channels 30] [--features 80] [--sizes 128 128 64] [--width 1.0] [--no-attention]
+                       [--depth 1]
+
+Shapes only (`jax.eval_shape`): nothing is computed, so it runs in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import jax
+
+from jaxms.nn.config import NetworkConfig
+from jaxms.nn.networks import make_network
+from jaxms.nn.summary import parameter_table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m jaxms.nn", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--channels", type=int, default=30, help="map channels C (default 30)")
+    parser.add_argument("--features", type=int, default=80, help="scalar features F (default 80)")
+    parser.add_argument("--sizes", type=int, nargs=3, default=[128, 128, 64],
+                        metavar=("GLOBAL", "LOCAL", "TACTICAL"),
+                        help="view sizes; the single-scale map uses GLOBAL (default 128 128 64)")
+    parser.add_argument("--width", type=float, default=1.0, help="width multiplier (default 1.0)")
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--no-attention", action="store_true", help="the attention ablation")
+    parser.add_argument("--depth", type=int, default=1, help="1: per block, 2: per layer")
+    args = parser.parse_args(argv)
+    if args.channels < 1 or args.features < 1 or min(args.sizes) < 1:
+        parser.error("--channels, --features and --sizes must be positive")
+
+    global_size, local_size, tactical_size = args.sizes
+    for obs in ("multi", "single"):
+        config = NetworkConfig(obs=obs, width=args.width, attention=not args.no_attention, heads=args.heads)
+        net = make_network(config)
+        example = net.example_observation(global_size=global_size, local_size=local_size,
+                                          tactical_size=tactical_size, channels=args.channels,
+                                          features=args.features)
+        shapes = jax.eval_shape(net.init, jax.random.key(0), example)
+        views = (f"{global_size}/{local_size}/{tactical_size}" if obs == "multi"
+                 else f"{global_size}")
+        title = (f"{obs}-scale (views {views}, C={args.channels}, F={args.features}, width={args.width}, "
+                 f"attention={config.attention})")
+        print(parameter_table(shapes, depth=args.depth, title=title))
+        print()
+
+
+if __name__ == "__main__":
+    main()
