@@ -1,31 +1,625 @@
-"""Observations of the agent's game (a stand-in until the multi-scale observation module lands).
+"""Observations of the agent's game: multi-scale (global, local, tactical views) or single-scale, in jit.
 
-An observer is a small object with:
-- `space(map_shape)`: the `spaces.Dict` of one observation;
-- `init(game, arrays, mask) -> (obs, memory)`: the first observation of an episode and the memory
-  (frame stack) it carries;
+An observer is a small hashable object with:
+- `space(map_shape)`: the `spaces.Dict` of one observation (`space(...).nbytes`: bytes per env);
+- `init(game, arrays, mask) -> (obs, memory)`: the first observation of an episode and the memory (frame
+  stack) it carries;
 - `observe(game, arrays, mask, memory) -> (obs, memory)`: the observation after a step.
 Everything is a pure function of the game state, so it runs inside jit and vmaps over environments.
+`Observer(ObsConfig(...))` is the real one; `MinimalObserver` is a tiny stand-in for env tests.
+
+Views (`ObsConfig`; sizes are static, every map size works, non-square included):
+- global (`global_size`^2): the whole map, one scale for both axes (aspect kept, the shorter axis centred
+  with empty cells around it); a map smaller than the view is padded, never upsampled.
+- local (`local_size`^2): a `local_view_size` window pooled down. Centre: the centroid of the agent's land
+  inside the local-window-sized box holding most of it, found on the pooled global grid (box sums). For one
+  blob this is its centroid; for a split territory it is the largest concentration, not the empty middle
+  between the parts (the mean of all tiles). The centroid of the largest connected part would be exact
+  but needs O(diameter) passes over the map per step: benchmarks/bench_obs.py times one at 1024x1024
+  (~100 ms, 50+ sweeps, against < 1 ms for the box search).
+- tactical (`tactical_size`^2, full resolution): on the border section that matters now. Which border: the
+  front of the agent's largest running attack (agent tiles next to the target's land, 0 = unowned land) if
+  the target touches the agent; else the border with the strongest touching enemy (most troops); else the
+  border with unowned land. Which section: among regions about half a tactical window wide (global grid),
+  the one holding most of that border; the window is centred on that border's tile nearest its centroid in
+  the region (a small full-resolution crop), so it always contains agent border tiles. Without any border
+  (an island, or dead): the nearest unowned land.
+- single mode: the global view only (key "map"); features are the same as in multi mode (window positions
+  included), so a single vs multi comparison differs only in the views.
+Windows are `lax.dynamic_slice`s with static sizes, shifted back inside the map at its edges.
+
+Cost: one pass builds a few per-tile grids (class bits, the neighbours' class bits, a per-owner lookup; 1-2
+bytes a tile each); every view pools or crops them, and the window positions come from the pooled grid and
+one small crop. At 1024x1024 on a 2-core CPU about 3-4 ms per env in either mode, under 10% of a game tick
+(benchmarks/bench_obs.py). Comments marked "XLA CPU" explain choices made for the compiler's CPU code.
+
+Channels (uint8 0..255, last axis). Per frame, oldest first: `stacked_channels` (default own, enemy); then
+the other dynamic channels of the newest frame; then the static ones. Pooling per channel:
+| channel           | value per tile                                      | pooling                      |
+| own, enemy        | tile owned by the agent / by any other player       | area fraction (mean)         |
+| unowned           | unowned land (water never counts)                   | area fraction (mean)         |
+| own_troops        | the agent's troops / tiles, on its tiles (density)  | mean, then log scale (below) |
+| enemy_troops      | owner's troops / owner's tiles, on enemy tiles      | mean of the log-scaled value |
+| border            | agent tile 4-adjacent to unowned or enemy land      | area fraction (mean)         |
+| own_structures,   | 255 completed city, 170 completed defense post,     | max over the tiles whose     |
+|   enemy_structures|   85 under construction                             |   centre lies in the cell    |
+| water (static)    | water tile (off-map padding is 0 in every channel)  | area fraction (mean)         |
+| terrain (static)  | terrain class: plains 0, highland 0.5, mountain 1   | mean                         |
+Area fractions are x 255, rounded, and any non-zero area shows as at least 1 (a 5-tile territory in a
+32x32 cell of a 4096 map stays visible). Troop density d (troops per tile) is scaled as
+255 * min(1, log(1 + d) / log(1 + 10,000)); own_troops is own fraction x scaled density (the agent's troops
+are spread evenly over its tiles), enemy_troops the cell mean of the per-tile scaled density. The static
+"terrain magnitude" channel uses the terrain class (MapArrays holds classes, not the 0..31 magnitude).
+
+Features (float32, 16 per frame, frame-stacked like the maps: 16 x frame_stack), see FEATURE_NAMES:
+ 0 troops / max troops            1 log(1 + max troops) / log(1 + 1e8)
+ 2 troop growth per tile and tick, log(1 + g) / log(101)     3 land share (tiles / land tiles)
+ 4 share change since the last step, tanh(100 x change): 0.1% of the land -> 0.1, 1% -> 0.76
+ 5 rank by tiles, (rank - 1) / (players - 1): 0 first, 1 last (or dead)
+ 6 border pressure x / (1 + x), x = troops of attacks on the agent / its troops
+ 7 troops per tile, log-scaled like the troop channels        8 time, tick / Rules.max_ticks
+ 9 distance from the local centre to the nearest enemy land (global grid), / map diagonal; 1 if none
+ 10 share of players alive       11 committed troops, attacking / (attacking + at home)
+ 12-15 local window centre (y / H, x / W), tactical window centre (y / H, x / W)
+Window positions are per frame, so older frames of the moving local/tactical views can be placed.
+
+Bytes per env (defaults: views 128 / 256->128 / 64, 4 frames, 2 stacked + 6 current + 2 static channels):
+| view         | shape          | bytes   |
+| global_map   | 128 x 128 x 16 | 262,144 |
+| local_map    | 128 x 128 x 16 | 262,144 |
+| tactical_map | 64 x 64 x 16   | 65,536  |
+| features     | 64 float32     | 256     |
+| action_mask  | 45 bool        | 45      |
+| multi total  |                | 590,125 (20% of the earlier system's 2.9 MB float32; budget 737,280) |
+| single total | map + features + mask | 262,445 |
+Stacking all 8 dynamic channels would take 30 channels per view (1.1 MB per transition): over budget, and
+the history of unowned land, own troops (a scalar feature) and the border follows from the stacked ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from fractions import Fraction
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from jaxms.env import spaces
 from jaxms.env.actions import NUM_ACTIONS
+from jaxms.env.views import AxisPlan, box_argmax, crop, fit_plans, pool_max, pool_sums, scatter_max
+from jaxms.game.loop import grow, max_troops
+from jaxms.game.rules import Rules
 from jaxms.game.state import GameState, MapArrays
+from jaxms.game.structures import CITY, DEFENSE_POST
 
 AGENT = 1
+MODES = ("multi", "single")
+DYNAMIC_CHANNELS = ("own", "enemy", "unowned", "own_troops", "enemy_troops", "border", "own_structures",
+                    "enemy_structures")
+STATIC_CHANNELS = ("water", "terrain")
+CHANNELS = DYNAMIC_CHANNELS + STATIC_CHANNELS
+FEATURE_NAMES = ("troops_ratio", "max_troops_log", "troop_growth_per_tile", "land_share", "share_change",
+                 "rank", "border_pressure", "troops_per_tile", "time", "threat_distance", "alive_players",
+                 "committed_troops", "local_y", "local_x", "tactical_y", "tactical_x")
+NUM_FEATURES = len(FEATURE_NAMES)
+MIN_VIEW, MAX_VIEW = 8, 4096
+DENSITY_CAP = 10_000.0  # troops per tile at which the troop channels saturate (255)
+MAX_TROOPS_SCALE = 1e8
+GROWTH_SCALE = 100.0  # troops per tile and tick for the growth feature's log scale
+WATER, OFF_MAP = 3, 255  # terrain class of water; terrain value of the padding around the map
+STRUCTURE_VALUES = {"city": 255, "defense_post": 170, "building": 85}
+TRANSITION_BUDGET = 737_280  # bytes: 25% of the earlier system's 2.9 MB float32 observation
+
+
+def _check_size(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_VIEW <= value <= MAX_VIEW:
+        raise ValueError(f"{name} must be an integer between {MIN_VIEW} and {MAX_VIEW}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ObsConfig:
+    """Static configuration of the observation (shapes depend on it; hashable).
+
+    Raises ValueError at construction for an unknown mode, a size outside 8..4096, a local window smaller
+    than its pooled size (pooling never upsamples), a frame stack outside 1..16, or unknown stacked channels.
+    Windows larger than the map are fine: the map is padded inside them.
+    """
+
+    mode: str = "multi"
+    global_size: int = 128
+    local_view_size: int = 256  # tiles of the local window (128 / 512 suit smaller / larger maps)
+    local_size: int = 128  # the local window is pooled to this
+    tactical_size: int = 64  # tiles of the full-resolution tactical window
+    frame_stack: int = 4
+    stacked_channels: tuple[str, ...] = ("own", "enemy")  # kept for every frame (in DYNAMIC_CHANNELS order)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown observation mode {self.mode!r}: accepted modes are {', '.join(MODES)}")
+        for name in ("global_size", "local_view_size", "local_size", "tactical_size"):
+            _check_size(name, getattr(self, name))
+        if self.local_view_size < self.local_size:
+            raise ValueError(f"local_view_size ({self.local_view_size}) must be >= local_size "
+                             f"({self.local_size}): the local window is pooled down, never upsampled")
+        if isinstance(self.frame_stack, bool) or not isinstance(self.frame_stack, int) \
+                or not 1 <= self.frame_stack <= 16:
+            raise ValueError(f"frame_stack must be an integer between 1 and 16, got {self.frame_stack!r}")
+        stacked = self.stacked_channels
+        stacked = (stacked,) if isinstance(stacked, str) else tuple(stacked)
+        unknown = [c for c in stacked if c not in DYNAMIC_CHANNELS]
+        if unknown or len(set(stacked)) != len(stacked):
+            raise ValueError(f"stacked_channels {stacked!r} must be distinct names among "
+                             f"{', '.join(DYNAMIC_CHANNELS)}")
+        object.__setattr__(self, "stacked_channels", tuple(c for c in DYNAMIC_CHANNELS if c in stacked))
+
+    @classmethod
+    def for_map(cls, height: int, width: int, mode: str = "multi", **overrides) -> ObsConfig:
+        """A config sized for a `height` x `width` map (smaller views train faster on small maps):
+
+        | longest side | global | local window -> local | tactical |
+        | <= 128       | 64     | 64 -> 64              | 32       |
+        | <= 256       | 64     | 128 -> 64             | 32       |
+        | <= 512       | 128    | 128 -> 128            | 64       |
+        | <= 1024      | 128    | 256 -> 128            | 64       |
+        | larger       | 128    | 512 -> 128            | 64       |
+        `overrides` replace any field (e.g. local_view_size=256).
+        """
+        if min(height, width) < 1:
+            raise ValueError(f"map sides must be positive, got {height}x{width}")
+        side = max(height, width)
+        table = ((128, (64, 64, 64, 32)), (256, (64, 128, 64, 32)), (512, (128, 128, 128, 64)),
+                 (1024, (128, 256, 128, 64)), (math.inf, (128, 512, 128, 64)))
+        sizes = next(sizes for limit, sizes in table if side <= limit)
+        fields = dict(zip(("global_size", "local_view_size", "local_size", "tactical_size"), sizes,
+                          strict=True))
+        fields.update(mode=mode)
+        fields.update(overrides)
+        if "local_view_size" in overrides and "local_size" not in overrides:
+            fields["local_size"] = min(fields["local_size"], fields["local_view_size"])
+        return cls(**fields)
+
+    @property
+    def current_channels(self) -> tuple[str, ...]:
+        """Dynamic channels given for the newest frame only."""
+        return tuple(c for c in DYNAMIC_CHANNELS if c not in self.stacked_channels)
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        """Names of a view's channels in order, e.g. ("own@t-3", "enemy@t-3", ..., "own@t", ..., "water")."""
+        frames = [f"{c}@t-{self.frame_stack - 1 - k}" if k < self.frame_stack - 1 else f"{c}@t"
+                  for k in range(self.frame_stack) for c in self.stacked_channels]
+        return (*frames, *self.current_channels, *STATIC_CHANNELS)
+
+    @property
+    def num_channels(self) -> int:
+        return len(self.channel_names)
+
+    @property
+    def view_sizes(self) -> dict[str, int]:
+        """Side of each view, by observation key."""
+        if self.mode == "single":
+            return {"map": self.global_size}
+        return {"global_map": self.global_size, "local_map": self.local_size,
+                "tactical_map": self.tactical_size}
+
+    @property
+    def num_features(self) -> int:
+        return NUM_FEATURES * self.frame_stack
+
+    def bytes_per_view(self) -> dict[str, int]:
+        """Bytes of each observation entry for one env (uint8 views, float32 features, bool mask)."""
+        sizes = {name: side * side * self.num_channels for name, side in self.view_sizes.items()}
+        return {**sizes, "features": 4 * self.num_features, "action_mask": NUM_ACTIONS}
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of one observation (one stored transition) per env."""
+        return sum(self.bytes_per_view().values())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Per-tile planes and per-player tables
+# ---------------------------------------------------------------------------------------------------------
+
+
+def density_scale(density: jax.Array) -> jax.Array:
+    """float32 0..255: troops per tile on the log scale of the troop channels."""
+    scaled = jnp.log1p(jnp.maximum(density, 0.0)) / math.log1p(DENSITY_CAP)
+    return 255.0 * jnp.minimum(scaled, 1.0)
+
+
+# Class bits of a tile (`_tile_grids`), the ones its neighbours are asked about.
+UNOWNED_LAND, ENEMY_TILE, TARGET_LAND, AGENT_TILE = 1, 2, 4, 8
+
+
+def _player_tables(game: GameState) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(lookup uint16[256] by owner id, the agent's scaled troop density float32[], attack target int32[]).
+
+    lookup[owner] = (1 + strength rank) << 8 | scaled troop density, for living enemies (0 otherwise);
+    strength ranks order enemies by troops (ties by id), the weakest 0. The attack target is the owner id
+    (0 = unowned land) of the agent's largest running attack, or -1.
+    """
+    num_slots = game.troops.shape[0]
+    slots = jnp.arange(num_slots)
+    enemy = game.alive & (slots > AGENT)
+    density = game.troops / jnp.maximum(game.tiles, 1).astype(jnp.float32)
+    enemy_density = jnp.where(enemy, jnp.round(density_scale(density)), 0.0).astype(jnp.uint16)
+    own_density = jnp.where(game.tiles[AGENT] > 0, density_scale(density[AGENT]), 0.0)
+    weaker = (game.troops[None, :] < game.troops[:, None]) | (
+        (game.troops[None, :] == game.troops[:, None]) & (slots[None, :] < slots[:, None]))
+    rank = (weaker & enemy[None, :]).sum(axis=1)
+    strength = jnp.where(enemy, jnp.minimum(1 + rank, 255), 0).astype(jnp.uint16)
+    running = (game.attacks[AGENT] >= 1.0) & (slots != AGENT) & (game.alive | (slots == 0))
+    target = jnp.where(running.any(), jnp.argmax(jnp.where(running, game.attacks[AGENT], -1.0)), -1)
+    # A 256-entry table (every uint8 owner id) written by a scatter: XLA never fuses a scatter into its
+    # consumers, so the table is computed once, not once per tile inside the gather that reads it.
+    lookup = jnp.zeros(256, jnp.uint16).at[slots].set((strength << 8) | enemy_density)
+    return lookup, own_density, target.astype(jnp.int32)
+
+
+def _tile_grids(owner: jax.Array, terrain: jax.Array, lookup: jax.Array, target: jax.Array
+                ) -> dict[str, jax.Array]:
+    """Full-resolution per-tile grids [H, W], computed once per step and cropped by every window:
+    "classes" (uint8 class bits: UNOWNED_LAND, ENEMY_TILE, TARGET_LAND = land of the attack target,
+    AGENT_TILE), "near_rows" / "near_cols" (uint8: OR of the class bits of the tiles above and below / left
+    and right, and the tile's own; off the map counts as nothing), "looked" (uint16 lookup of the tile's
+    owner) and "terrain".
+
+    Each is materialised once (about 1-2 bytes a tile; the memory traffic is what costs at 1024x1024 and
+    up). Neighbours come from two reduce_windows (bitwise OR over 3 tiles, padded with 0): no padded copy of
+    the grid is made (XLA's CPU pad of a computed grid is unvectorised, ~20x slower).
+    """
+    land = terrain < WATER
+    is_target = (owner == jnp.maximum(target, 0).astype(jnp.uint8)) & (target >= 0)
+    classes = (jnp.where(land & (owner == 0), UNOWNED_LAND, 0) | jnp.where(owner > AGENT, ENEMY_TILE, 0)
+               | jnp.where(land & is_target, TARGET_LAND, 0) | jnp.where(owner == AGENT, AGENT_TILE, 0)
+               ).astype(jnp.uint8)
+    zero = jnp.uint8(0)
+    rows = jax.lax.reduce_window(classes, zero, jax.lax.bitwise_or, (3, 1), (1, 1), ((1, 1), (0, 0)))
+    cols = jax.lax.reduce_window(classes, zero, jax.lax.bitwise_or, (1, 3), (1, 1), ((0, 0), (1, 1)))
+    # The gather reads a materialised table (see `_player_tables`) and is itself materialised.
+    return {"classes": classes, "near_rows": rows, "near_cols": cols, "looked": lookup[owner],
+            "terrain": terrain}
+
+
+def _tile_planes(grids: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Per-tile planes [h, w] to pool, from `_tile_grids` (or a window of them).
+
+    Flags (bool): own, enemy (any other player), unowned (land), border (agent tile next to unowned or enemy
+    land), water, attack_front (agent tile next to the attack target's land), unowned_front (agent tile
+    next to unowned land). Values: terrain (plains, water and off-map 0, highland 1, mountain 2),
+    enemy_troops (uint8 scaled troop density of an enemy tile's owner) and contact_strength (uint8: 1 +
+    strength rank of an enemy tile next to an agent tile, else 0).
+    """
+    classes, looked, terrain = grids["classes"], grids["looked"], grids["terrain"]
+    # The tile's own bits are in `near` too: harmless, every test asks a neighbour for a class the tile
+    # itself does not have.
+    near = grids["near_rows"] | grids["near_cols"]
+    mine = (classes & AGENT_TILE) > 0
+    enemy = (classes & ENEMY_TILE) > 0
+    return {
+        "own": mine, "enemy": enemy, "unowned": (classes & UNOWNED_LAND) > 0,
+        "border": mine & ((near & (UNOWNED_LAND | ENEMY_TILE)) > 0),
+        "water": terrain == WATER, "attack_front": mine & ((near & TARGET_LAND) > 0),
+        "unowned_front": mine & ((near & UNOWNED_LAND) > 0),
+        "terrain": jnp.where(terrain < WATER, terrain, 0).astype(jnp.uint8),
+        "enemy_troops": (looked & 255).astype(jnp.uint8),
+        "contact_strength": jnp.where(enemy & ((near & AGENT_TILE) > 0), looked >> 8, 0).astype(jnp.uint8),
+    }
+
+
+def _near(owner: jax.Array, land: jax.Array, who: jax.Array) -> jax.Array:
+    """bool[h, w]: a 4-neighbour inside the grid is land owned by `who` (for small crops)."""
+    hit = jnp.pad((owner == who) & land, 1)
+    return (hit[:-2, 1:-1] | hit[2:, 1:-1]) | (hit[1:-1, :-2] | hit[1:-1, 2:])
+
+
+# Pooled planes with their largest tile value (it sizes the packed bit fields). The order groups the words
+# (at 8x8 tiles a cell: the class planes in one, the terrain and troop planes in another), so each word's
+# reduction reads only the grids it needs.
+_VIEW_POOLED = (("own", 1), ("enemy", 1), ("unowned", 1), ("border", 1), ("water", 1), ("terrain", 2),
+                ("enemy_troops", 255))
+_GLOBAL_POOLED = (("own", 1), ("enemy", 1), ("unowned", 1), ("border", 1), ("attack_front", 1),
+                  ("unowned_front", 1), ("water", 1), ("terrain", 2), ("enemy_troops", 255))
+
+
+def _quantise(fraction: jax.Array) -> jax.Array:
+    """uint8: round(255 x fraction) in 0..255, and at least 1 wherever the fraction is non-zero."""
+    scaled = jnp.clip(jnp.round(255.0 * fraction), 1.0, 255.0)
+    return jnp.where(fraction > 0, scaled, 0.0).astype(jnp.uint8)
+
+
+def _structures(game: GameState, start: jax.Array, plan_y: AxisPlan, plan_x: AxisPlan) -> jax.Array:
+    """uint8[cells_y, cells_x, 2]: max-pooled structure values (own, enemy) of a view whose window starts
+    at map tile `start` (int32[2])."""
+    shape = (plan_y.cells, plan_x.cells, 2)
+    if game.structure_kind.shape[0] == 0:
+        return jnp.zeros(shape, jnp.uint8)
+    kind = game.structure_kind
+    done = game.structure_ready <= game.tick
+    value = jnp.where(kind == CITY, STRUCTURE_VALUES["city"],
+                      jnp.where(kind == DEFENSE_POST, STRUCTURE_VALUES["defense_post"], 0))
+    value = jnp.where(done | (value == 0), value, STRUCTURE_VALUES["building"])
+    cy = plan_y.cell_of(game.structure_pos[:, 0] - start[0])
+    cx = plan_x.cell_of(game.structure_pos[:, 1] - start[1])
+    return scatter_max(cy, cx, (game.structure_owner != AGENT).astype(jnp.int32), value, shape)
+
+
+def _view(planes: dict[str, jax.Array], pooled_names, plan_y: AxisPlan, plan_x: AxisPlan,
+          own_density: jax.Array, structures: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Pool tile planes into a view: (uint8[S, S, 10] channels in CHANNELS order, float32 pooled planes by
+    name)."""
+    names = [name for name, _ in pooled_names]
+    pooled = pool_sums([(planes[name], top) for name, top in pooled_names], plan_y, plan_x)
+    get = {name: pooled[..., i] for i, name in enumerate(names)}
+    fractions = jnp.stack([get["own"], get["enemy"], get["unowned"], get["own"] * (own_density / 255.0),
+                           get["enemy_troops"] / 255.0, get["border"], get["water"], get["terrain"] / 2.0],
+                          axis=-1)
+    quantised = _quantise(fractions)  # the CHANNELS order, structures (point features) apart
+    return jnp.concatenate([quantised[..., :6], structures, quantised[..., 6:]], axis=-1), get
+
+
+def _window(grids: dict[str, jax.Array], start: jax.Array, size: int
+            ) -> tuple[dict[str, jax.Array], jax.Array]:
+    """The `size` x `size` window of the per-tile grids at map tile `start` (clamped inside the map, or the
+    map padded and centred when smaller: see `crop`; off the map is terrain OFF_MAP, nothing else), and
+    where the window starts."""
+    fills = {"terrain": OFF_MAP}
+    window = {}
+    for name, grid in grids.items():
+        window[name], used = crop(grid, (start[0], start[1]), (size, size), fill=fills.get(name, 0))
+    return window, used
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The observer
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Observer:
+    """Multi-scale or single-scale observations (by `config.mode`); see the module docstring.
+
+    `rules` gives max troops and growth for the features (the env passes its own). The memory an env carries
+    (`EnvState.memory`; not part of the observation) is {"frames": {view: uint8[S, S, K * Cs]} (the stacked
+    channels of the last K frames, oldest first), "features": float32[K, 16], "share": float32[] (the land
+    share of the last step, for the share change)}: 295,172 bytes per env at the defaults.
+    """
+
+    config: ObsConfig = ObsConfig()
+    rules: Rules = Rules()
+
+    def space(self, map_shape: tuple[int, int]) -> spaces.Dict:
+        """Observation space; independent of the map (views are padded/pooled to static sizes)."""
+        del map_shape
+        c = self.config
+        entries = {name: spaces.Box(0, 255, (side, side, c.num_channels), jnp.uint8)
+                   for name, side in c.view_sizes.items()}
+        entries["features"] = spaces.Box(-1.0, 1.0, (c.num_features,), jnp.float32)
+        entries["action_mask"] = spaces.Box(0, 1, (NUM_ACTIONS,), jnp.bool_)
+        return spaces.Dict(entries)
+
+    def init(self, game: GameState, arrays: MapArrays, mask: jax.Array) -> tuple[dict, dict]:
+        """First observation of an episode: every frame of the stack is a copy of this one."""
+        share = self._share(game, arrays)
+        frame, features, _ = self._frame(game, arrays, share)
+        k = self.config.frame_stack
+        memory = {"frames": {name: jnp.concatenate([stacked] * k, axis=-1)
+                             for name, (stacked, _) in frame.items()},
+                  "features": jnp.broadcast_to(features, (k, NUM_FEATURES)),
+                  "share": share}
+        return self._assemble(frame, memory, mask), memory
+
+    def observe(self, game: GameState, arrays: MapArrays, mask: jax.Array, memory: dict) -> tuple[dict, dict]:
+        """Observation after a step: the newest frame enters the stack, the oldest leaves."""
+        frame, features, _ = self._frame(game, arrays, memory["share"])
+        width = len(self.config.stacked_channels)
+        memory = {"frames": {name: jnp.concatenate([memory["frames"][name][..., width:], stacked], axis=-1)
+                             for name, (stacked, _) in frame.items()},
+                  "features": jnp.concatenate([memory["features"][1:], features[None]], axis=0),
+                  "share": self._share(game, arrays)}
+        return self._assemble(frame, memory, mask), memory
+
+    def locate(self, game: GameState, arrays: MapArrays) -> dict[str, jax.Array]:
+        """Where the windows are: int32[2] (y, x) map coordinates of the first tile of the local and tactical
+        windows ("local_start", "tactical_start"), the tile the tactical window is centred on
+        ("tactical_focus"), and the agent's attack target ("attack_target", -1 for none). For tests,
+        rendering and debugging."""
+        return self._frame(game, arrays, self._share(game, arrays))[2]
+
+    # -----------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _share(game: GameState, arrays: MapArrays) -> jax.Array:
+        return game.tiles[AGENT] / jnp.maximum(arrays.num_land_tiles, 1).astype(jnp.float32)
+
+    def _assemble(self, frame: dict, memory: dict, mask: jax.Array) -> dict[str, jax.Array]:
+        obs = {name: jnp.concatenate([memory["frames"][name], rest], axis=-1)
+               for name, (_, rest) in frame.items()}
+        obs["features"] = memory["features"].reshape(-1)
+        obs["action_mask"] = mask
+        return obs
+
+    def _split(self, channels: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(stacked uint8[S, S, Cs], current + static uint8[S, S, C - Cs * K]) from uint8[S, S, 10] channels
+        in CHANNELS order."""
+        c = self.config
+        stacked = [CHANNELS.index(n) for n in c.stacked_channels]
+        rest = [CHANNELS.index(n) for n in c.current_channels + STATIC_CHANNELS]
+        return channels[..., stacked], channels[..., rest]
+
+    def _frame(self, game: GameState, arrays: MapArrays, previous_share: jax.Array):
+        """One frame: ({view: (stacked, rest)}, features float32[16], window info)."""
+        c = self.config
+        height, width = arrays.shape
+        lookup, own_density, target = _player_tables(game)
+        owner, terrain = game.owner, arrays.terrain
+
+        # Full resolution: a few per-tile grids, then the whole map pooled (the global view).
+        grids = _tile_grids(owner, terrain, lookup, target)
+        plan_y, plan_x = fit_plans(height, width, c.global_size)
+        planes = _tile_planes(grids)
+        global_channels, pooled = _view(planes, _GLOBAL_POOLED, plan_y, plan_x, own_density,
+                                        _structures(game, jnp.zeros(2, jnp.int32), plan_y, plan_x))
+        strength = pool_max(planes["contact_strength"], plan_y, plan_x)
+
+        # Window positions, from the pooled grid and one small crop.
+        local_centre = self._local_centre(pooled["own"], plan_y, plan_x, height, width)
+        focus = self._tactical_focus(owner, terrain, lookup, target, pooled, strength, plan_y, plan_x,
+                                     local_centre)
+        local_size, tactical = c.local_view_size, c.tactical_size
+        local_start = _clamped(jnp.round(local_centre - local_size / 2).astype(jnp.int32), (height, width),
+                               local_size)
+        tactical_start = _clamped(focus - tactical // 2, (height, width), tactical)
+        if c.mode == "single":
+            frame = {"map": self._split(global_channels)}
+        else:
+            frame = {"global_map": self._split(global_channels)}
+            local_plan = AxisPlan(local_size, c.local_size, Fraction(local_size, c.local_size))
+            tactical_plan = AxisPlan(tactical, tactical, Fraction(1))
+            for name, start, size, plan in (("local_map", local_start, local_size, local_plan),
+                                            ("tactical_map", tactical_start, tactical, tactical_plan)):
+                window, _ = _window(grids, start, size)
+                channels, _ = _view(_tile_planes(window), _VIEW_POOLED, plan, plan, own_density,
+                                    _structures(game, start, plan, plan))
+                frame[name] = self._split(channels)
+
+        shape = jnp.asarray([height, width], jnp.float32)
+        positions = jnp.concatenate([(local_start + local_size / 2) / shape,
+                                     (tactical_start + tactical / 2) / shape])
+        threat = _threat_distance(pooled["enemy"], plan_y, plan_x, local_centre, height, width)
+        features = self._features(game, arrays, previous_share, threat, positions)
+        info = {"local_start": local_start, "tactical_start": tactical_start, "tactical_focus": focus,
+                "attack_target": target}
+        return frame, features, info
+
+    def _local_centre(self, own: jax.Array, plan_y: AxisPlan, plan_x: AxisPlan, height: int, width: int
+                      ) -> jax.Array:
+        """float32[2] (y, x): centroid of the agent's land inside the local-window-sized box (on the global
+        grid, own area fractions [G, G]) that holds most of it; the map centre if the agent has no land."""
+        cells = max(1, min(own.shape[0], round(self.config.local_view_size / float(plan_y.scale))))
+        corner, _ = box_argmax(own, cells)
+        rows = jnp.arange(own.shape[0])
+        cols = jnp.arange(own.shape[1])
+        inside = (((rows >= corner[0]) & (rows < corner[0] + cells))[:, None]
+                  & ((cols >= corner[1]) & (cols < corner[1] + cells))[None, :])
+        weight = jnp.where(inside, own, 0.0)
+        total = weight.sum()
+        cy = (weight.sum(axis=1) * rows).sum() / jnp.maximum(total, 1e-9)
+        cx = (weight.sum(axis=0) * cols).sum() / jnp.maximum(total, 1e-9)
+        centre = jnp.stack([plan_y.cell_centre(cy), plan_x.cell_centre(cx)])
+        return jnp.where(total > 0, centre, jnp.asarray([height / 2, width / 2], jnp.float32))
+
+    def _tactical_focus(self, owner, terrain, lookup, target, pooled, strength, plan_y, plan_x, local_centre
+                        ) -> jax.Array:
+        """int32[2] (y, x): the tile the tactical window is centred on (see the module docstring).
+
+        Which border: the attack front if the agent's attack target touches it; else the border with the
+        strongest touching enemy; else the border with unowned land. Which section of it: the region (about
+        half a tactical window, in global cells) holding most of that border; then, at full resolution in a
+        small crop around the region, the border tile of that kind nearest their centroid.
+        """
+        scale = float(plan_y.scale)
+        region = max(1, min(strength.shape[0], round(self.config.tactical_size / (2 * scale))))
+        attack = pooled["attack_front"].max() > 0
+        strongest = strength.max()
+        versus_enemy = ~attack & (strongest > 0)
+        score = jnp.where(attack, pooled["attack_front"],
+                          jnp.where(versus_enemy, (strength == strongest).astype(jnp.float32),
+                                    pooled["unowned_front"]))
+        who = jnp.where(attack, jnp.maximum(target, 0),
+                        jnp.where(versus_enemy, jnp.argmax((lookup >> 8) == strongest), 0))
+        corner, _ = box_argmax(score, region)
+        # The region's tiles plus one on each side (an agent tile next to an enemy tile of the region).
+        span = math.ceil(region * scale) + 3
+        start = jnp.stack([plan_y.tile_start(corner[0]), plan_x.tile_start(corner[1])]) - 1
+        window_owner, used = crop(owner, (start[0], start[1]), (span, span), fill=0)
+        window_terrain, _ = crop(terrain, (start[0], start[1]), (span, span), fill=OFF_MAP)
+        chosen = (window_owner == AGENT) & _near(window_owner, window_terrain < WATER, who.astype(jnp.uint8))
+        ys = jnp.arange(span, dtype=jnp.float32)[:, None]
+        xs = jnp.arange(span, dtype=jnp.float32)[None, :]
+        count = jnp.maximum(chosen.sum(), 1)
+        cy, cx = (chosen * ys).sum() / count, (chosen * xs).sum() / count
+        nearest = jnp.argmin(jnp.where(chosen, (ys - cy) ** 2 + (xs - cx) ** 2, jnp.inf))
+        tile = used + jnp.stack([nearest // span, nearest % span]).astype(jnp.int32)
+        # No border at all (an island, or dead): the nearest unowned land on the global grid, else the
+        # local centre.
+        unowned = pooled["unowned"] > 0
+        cell_y = plan_y.cell_centre(jnp.arange(unowned.shape[0]))[:, None]
+        cell_x = plan_x.cell_centre(jnp.arange(unowned.shape[1]))[None, :]
+        far = jnp.where(unowned, (cell_y - local_centre[0]) ** 2 + (cell_x - local_centre[1]) ** 2, jnp.inf)
+        flat = jnp.argmin(far)
+        land = jnp.stack([cell_y[flat // unowned.shape[1], 0], cell_x[0, flat % unowned.shape[1]]])
+        fallback = jnp.floor(jnp.where(unowned.any(), land, local_centre)).astype(jnp.int32)
+        return jnp.where(chosen.any(), tile, fallback)
+
+    def _features(self, game: GameState, arrays: MapArrays, previous_share: jax.Array, threat: jax.Array,
+                  positions: jax.Array) -> jax.Array:
+        """float32[16], see FEATURE_NAMES and the module docstring."""
+        troops = game.troops[AGENT]
+        tiles = game.tiles[AGENT].astype(jnp.float32)
+        cap = max_troops(game, self.rules)[AGENT]
+        growth = grow(game, self.rules).troops[AGENT] - troops
+        share = self._share(game, arrays)
+        others = jnp.arange(game.tiles.shape[0]) > AGENT
+        num_players = game.tiles.shape[0] - 1
+        rank = jnp.where(tiles > 0, 1.0 + (others & (game.tiles > game.tiles[AGENT])).sum(), num_players)
+        incoming = jnp.where(game.alive & others, game.attacks[:, AGENT], 0.0).sum()
+        pressure = incoming / jnp.maximum(troops, 1.0)
+        outgoing = game.attacks[AGENT].sum()
+        features = jnp.concatenate([jnp.stack([
+            troops / jnp.maximum(cap, 1.0),
+            jnp.log1p(cap) / math.log1p(MAX_TROOPS_SCALE),
+            jnp.log1p(jnp.maximum(growth, 0.0) / jnp.maximum(tiles, 1.0)) / math.log1p(GROWTH_SCALE),
+            share,
+            jnp.tanh(100.0 * (share - previous_share)),
+            (rank - 1.0) / max(num_players - 1, 1),
+            pressure / (1.0 + pressure),
+            density_scale(troops / jnp.maximum(tiles, 1.0)) / 255.0 * (tiles > 0),
+            game.tick / self.rules.max_ticks,
+            threat,
+            game.alive.sum() / num_players,
+            outgoing / jnp.maximum(outgoing + troops, 1.0),
+        ]), positions])
+        return jnp.clip(features, -1.0, 1.0).astype(jnp.float32)
+
+
+def _clamped(start: jax.Array, shape: tuple[int, int], size: int) -> jax.Array:
+    """Window start as `crop` would use it: clamped inside the map, or centring a map smaller than `size`."""
+    return jnp.stack([jnp.clip(start[i], 0, shape[i] - size) if shape[i] >= size else
+                      jnp.int32(-((size - shape[i]) // 2)) for i in range(2)]).astype(jnp.int32)
+
+
+def _threat_distance(enemy: jax.Array, plan_y: AxisPlan, plan_x: AxisPlan, centre: jax.Array, height: int,
+                     width: int) -> jax.Array:
+    """Distance from `centre` to the nearest global cell holding enemy land, / map diagonal (1 if none)."""
+    cell_y = plan_y.cell_centre(jnp.arange(enemy.shape[0]))[:, None]
+    cell_x = plan_x.cell_centre(jnp.arange(enemy.shape[1]))[None, :]
+    squared = jnp.where(enemy > 0, (cell_y - centre[0]) ** 2 + (cell_x - centre[1]) ** 2, jnp.inf)
+    distance = jnp.sqrt(squared.min()) / math.hypot(height, width)
+    return jnp.minimum(distance, 1.0)
+
+
+def make_observer(obs: str | ObsConfig, map_shape: tuple[int, int], rules: Rules = Rules(), **overrides
+                  ) -> Observer:
+    """An `Observer` from a mode name ("multi" / "single", sized by `ObsConfig.for_map`) or a config;
+    `overrides` replace config fields (e.g. local_view_size=512)."""
+    if isinstance(obs, ObsConfig):
+        config = dataclasses.replace(obs, **overrides) if overrides else obs
+    elif isinstance(obs, str):
+        config = ObsConfig.for_map(map_shape[0], map_shape[1], obs, **overrides)
+    else:
+        raise ValueError(f"obs must be one of {', '.join(MODES)} or an ObsConfig, got {obs!r}")
+    return Observer(config, rules)
 
 
 @dataclasses.dataclass(frozen=True)
 class MinimalObserver:
-    """One `size` x `size` view of the whole map (area fractions of own / enemy / unowned land and water,
-    as uint8 0..255), 4 scalar features and the action mask. No frame stack."""
+    """A tiny stand-in for env tests: one `size` x `size` view of the whole map (area fractions of own /
+    enemy / unowned land and water, as uint8 0..255), 4 scalar features and the action mask. No frame
+    stack."""
 
     size: int = 32
 
