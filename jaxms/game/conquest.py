@@ -17,9 +17,20 @@ Simplifications, each measured against the plain-Python reference engine in test
 several attackers is claimed by one of them (the most surrounding, ties random) per round; a tile's age is
 its time on anyone's frontier (saturating at 15 ticks) and its k is today's, where the engine keeps the
 earliest heap entry with the k of its time; the boundary bin is sampled per tile.
+
+Execution. A tick touches few tiles of a large map, so the map is cut into 8 x 8 blocks and only blocks
+where some attack may have a frontier are read (`active_blocks`: one cheap pass over the map; later rounds
+follow from what the previous round took), in chunks inside `fori_loop`s, as flat windows with a one-tile
+border; a small map is read whole. The shape of the code follows XLA's CPU backend: gathers are kept out
+of element-wise loops (they would turn vector code into scalar code), results used several times are stored
+once (`_computed_once`), and pad, cumsum and nonzero are avoided (each is several times slower there than
+what replaces it). Every tile's outcome is the same as when computing all tiles of the map at once.
 """
 
 from __future__ import annotations
+
+from functools import cache, partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -31,13 +42,20 @@ NUM_AGES = 16  # ticks on the frontier 0..15 (older counts as 15)
 NUM_K = 4  # attacker-owned neighbours 1..4
 NUM_TERRAIN = 3
 NUM_DRAWS = 7  # U{10..16}
+NUM_BINS = NUM_AGES * NUM_K * NUM_TERRAIN * NUM_DRAWS  # 1344
+BLOCK = 8  # conquest works on BLOCK x BLOCK blocks of the map, skipping those with no frontier
+CHUNK_TILES = 1 << 15  # window tiles per step of the loops over active blocks
+PLAN_PAIRS = 32  # (attacker, target) pairs per step of the loop that plans the takes
+SAVED_CHUNKS = 4  # chunks whose frontier is kept from counting to taking (later ones are found again)
 
 
+@cache
 def _priority_tables(rules: Rules) -> tuple[np.ndarray, np.ndarray]:
     """Priority bins sorted by the engine's key `U (1 - 0.5 k + g / 2) + insertion tick`.
 
     The insertion tick is `now - age`, so the key relative to now is `U (1 - 0.5 k + g / 2) - age`.
-    Returns (bin_of[age, k - 1, terrain, draw] int32[16, 4, 3, 7], terrain_of_bin int32[1344]).
+    Returns (rank int32[1344]: the sorted place of each unsorted bin `((age * 4 + k - 1) * 3 + terrain) * 7
+    + draw`; terrain_of_bin int32[1344]: the terrain of each sorted bin).
     """
     age = np.arange(NUM_AGES)[:, None, None, None]
     k = np.arange(1, NUM_K + 1)[None, :, None, None]
@@ -45,10 +63,10 @@ def _priority_tables(rules: Rules) -> tuple[np.ndarray, np.ndarray]:
     draw = np.arange(10, 10 + NUM_DRAWS)[None, None, None, :]
     priority = draw * (1.0 - 0.5 * k + g / 2.0) - age
     order = np.argsort(priority.ravel(), kind="stable")
-    bin_of = np.empty(order.size, dtype=np.int32)
-    bin_of[order] = np.arange(order.size, dtype=np.int32)
+    rank = np.empty(order.size, dtype=np.int32)
+    rank[order] = np.arange(order.size, dtype=np.int32)
     terrain_index = np.broadcast_to(np.arange(NUM_TERRAIN)[None, None, :, None], priority.shape).ravel()
-    return bin_of.reshape(priority.shape), terrain_index[order].astype(np.int32)
+    return rank, terrain_index[order].astype(np.int32)
 
 
 def hash_bits(seed: jax.Array, index: jax.Array) -> jax.Array:
@@ -116,72 +134,430 @@ def pair_tile_values(attack_troops: jax.Array, troops: jax.Array, tiles: jax.Arr
     return cost, attacker_loss, defender_loss
 
 
-def frontier_histogram(owner: jax.Array, land: jax.Array, terrain: jax.Array, age: jax.Array,
-                       live: jax.Array, seed: jax.Array, rules: Rules):
-    """Frontier tiles of every conquering attack, binned by priority.
+class Board(NamedTuple):
+    """One tick's grids, laid out for conquest (see `new_board`).
 
-    Args:
-        owner: uint8[H, W]; land: bool[H, W]; terrain: uint8[H, W] (0..2 on land).
-        age: uint8[H, W], ticks each tile has been on a frontier.
-        live: bool[P + 1, P + 1], attacks that conquer this round.
-        seed: uint32[2], randomness for this round.
-    Returns:
-        counts: int32[P + 1, P + 1, 1344] frontier tiles per (attacker, target, bin);
-        segment: int32[H * W] each tile's (pair, bin) index, or the dummy index P1 * P1 * 84;
-        claimant: int32[H, W] the attacker claiming the tile (0: none);
-        tie: uint32[H * W] random bits for sampling the boundary bin.
+    Both grids have a border of zeros, so every tile's four neighbours are in the grid. A map of at most
+    `CHUNK_TILES` tiles is read whole. A larger one is cut into BLOCK x BLOCK blocks (`rows` x `cols`, the
+    last ones overhanging the map), of which only those where a frontier may be are read, in chunks of
+    windows of BLOCK + 2 tiles a side; its grids end with a spare block row of zeros, the "empty block" that
+    the unused places of a chunk read and write.
+    """
+
+    owner: jax.Array  # uint8[H', W']: tile (y, x) of the map at (y + 1, x + 1)
+    info: jax.Array  # uint8[H', W']: land (bit 7), terrain 0..2 (bits 4-5), frontier age 0..15 (bits 0-3)
+    width: int  # the map's width: tile (y, x) has index y * width + x, as `hash_bits` over the whole map
+    whole: bool  # read whole rather than by blocks
+
+
+def new_board(owner: jax.Array, land: jax.Array, terrain: jax.Array, age: jax.Array) -> Board:
+    """The `Board` of a tick. owner: uint8[H, W]; land: bool[H, W]; terrain: uint8[H, W]; age: uint8[H, W]."""
+    height, width = owner.shape
+    info = (jnp.where(land, 128, 0) | (jnp.minimum(terrain, NUM_TERRAIN - 1) << 4)
+            | jnp.minimum(age, NUM_AGES - 1)).astype(jnp.uint8)
+    whole = height * width <= CHUNK_TILES
+    if whole:
+        bottom, right = 1, 1
+    else:
+        bottom = (-(-height // BLOCK) + 1) * BLOCK + 1 - height
+        right = -(-width // BLOCK) * BLOCK + 1 - width
+    return Board(_pad(owner, bottom, right), _pad(info, bottom, right), width, whole)
+
+
+def _pad(grid: jax.Array, bottom: int, right: int) -> jax.Array:
+    """grid with zeros around: one row above, one column left, `bottom` rows and `right` columns.
+
+    (Concatenation: XLA's pad on CPU is several times slower.)
+    """
+    zeros = partial(jnp.zeros, dtype=grid.dtype)
+    grid = jnp.concatenate([zeros((grid.shape[0], 1)), grid, zeros((grid.shape[0], right))], axis=1)
+    return jnp.concatenate([zeros((1, grid.shape[1])), grid, zeros((bottom, grid.shape[1]))], axis=0)
+
+
+def _block_counts(board: Board) -> tuple[int, int]:
+    """(rows, cols) of blocks covering the map (a board read by blocks)."""
+    return (board.owner.shape[0] - 2) // BLOCK - 1, (board.owner.shape[1] - 2) // BLOCK
+
+
+def active_blocks(board: Board, live: jax.Array) -> jax.Array | None:
+    """bool[rows * cols]: blocks holding a land tile whose owner is attacked, next to a tile of an attacker.
+
+    A superset of the blocks holding frontier tiles (the two need not be at war with each other), from one
+    cheap pass over the map: with at most 32 slots the per-owner flags are bits of a scalar, so no per-tile
+    lookup. live: bool[P + 1, P + 1]. None for a board read whole.
+    """
+    if board.whole:
+        return None
+    num_slots = live.shape[0]
+    rows, cols = _block_counts(board)
+    owner = board.owner[:rows * BLOCK + 2]
+    centre = owner[1:-1, 1:-1]
+    if num_slots <= 32:
+        bit = jnp.left_shift(jnp.uint32(1), jnp.arange(num_slots, dtype=jnp.uint32))
+        attacking = jnp.sum(jnp.where(live.any(axis=1), bit, 0), dtype=jnp.uint32)
+        targeted = jnp.sum(jnp.where(live.any(axis=0), bit, 0), dtype=jnp.uint32)
+
+        def flag(bits, grid):
+            return ((bits >> grid.astype(jnp.uint32)) & 1) > 0
+    else:
+        attacking, targeted = live.any(axis=1), live.any(axis=0)
+
+        def flag(table, grid):
+            return table[grid.astype(jnp.int32)]
+
+    near_attacker = jnp.zeros(centre.shape, bool)
+    for dy, dx in NEIGHBOURS:
+        n = owner[1 + dy:owner.shape[0] - 1 + dy, 1 + dx:owner.shape[1] - 1 + dx]
+        near_attacker |= (n != centre) & flag(attacking, n)
+    active = near_attacker & flag(targeted, centre) & (board.info[1:rows * BLOCK + 1, 1:-1] >= 128)
+    # Rows of a block first, then its columns (the faster order of the two reductions).
+    active = active.astype(jnp.uint8).reshape(rows, BLOCK, cols * BLOCK).max(axis=1)
+    return active.reshape(rows * cols, BLOCK).max(axis=1) > 0
+
+
+def block_list(active: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The active blocks' ids, in chunks of `chunk_blocks()`.
+
+    Returns (ids int32[chunks * chunk]: active ids first, then the empty block `rows * cols`; the number of
+    chunks holding active ids).
+    """
+    return _compact(active, chunk_blocks(active.shape[0]))
+
+
+def _compact(mask: jax.Array, group: int) -> tuple[jax.Array, jax.Array]:
+    """(int32[groups * group]: the indices where `mask` (bool[n]) is set, then n; number of groups used)."""
+    n = mask.shape[0]
+    size = -(-n // group) * group
+    # Each set index's place in the list: a prefix count (jnp.nonzero is several times slower on CPU).
+    place = jax.lax.associative_scan(jnp.add, mask.astype(jnp.int32)) - 1
+    ids = jnp.full(size, n, jnp.int32).at[jnp.where(mask, place, size)].set(
+        jnp.arange(n, dtype=jnp.int32), mode="drop", unique_indices=True)
+    return ids, (place[-1] + group) // group
+
+
+def chunk_blocks(num_blocks: int) -> int:
+    """Blocks handled together by one step of the loops over active blocks."""
+    return min(num_blocks + 1, max(1, CHUNK_TILES // (BLOCK + 2) ** 2))
+
+
+_WINDOWS = jax.lax.GatherDimensionNumbers(offset_dims=(1, 2), collapsed_slice_dims=(), start_index_map=(0, 1))
+_IN_BOUNDS = jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS  # all windows lie in the grid (empty block too)
+
+
+def _computed_once(values, token: jax.Array):
+    """`values`, stored once rather than recomputed inside each consumer.
+
+    XLA on CPU fuses a producer into every consumer, and a gather fused into an element-wise loop turns it
+    from vector into scalar code; a conditional's operands and results are always stored. `token` must be
+    True, but not as a constant the compiler can see (e.g. `step >= 0` of a loop counter).
+    """
+    return jax.lax.cond(token, lambda v: v, lambda v: jax.tree.map(jnp.zeros_like, v), values)
+
+
+class _Tiles(NamedTuple):
+    """Tiles read together, as flat grids: the whole board, or a chunk of windows (S x S tiles each, S =
+    BLOCK + 2, row-major, one after another). Per-tile results leave out the first and the last `stride`
+    tiles (whose neighbours would lie outside): result i is tile i + stride."""
+
+    place: jax.Array  # int32[N]: each tile's index in the flattened board
+    stride: int  # tiles from one to the one below it
+    ids: jax.Array | None = None  # int32[K]: the chunk's blocks (the empty block for unused places)
+    origins: jax.Array | None = None  # int32[K, 2]: each window's top-left corner in the board
+
+
+def _whole(board: Board) -> _Tiles:
+    """All tiles of a board read whole."""
+    return _Tiles(jnp.arange(board.owner.size, dtype=jnp.int32), board.owner.shape[1])
+
+
+def _chunk(board: Board, ids: jax.Array, step: jax.Array) -> _Tiles:
+    """Chunk `step` of the block list `ids`."""
+    num_rows, cols = _block_counts(board)
+    size = BLOCK + 2
+    chunk = chunk_blocks(num_rows * cols)
+    ids = jax.lax.dynamic_slice_in_dim(ids, step * chunk, chunk)
+    origins = jnp.stack([ids // cols, ids % cols], axis=-1) * BLOCK
+    cells = jnp.arange(size, dtype=jnp.int32)
+    place = ((origins[:, 0, None, None] + cells[None, :, None]) * board.owner.shape[1]
+             + origins[:, 1, None, None] + cells[None, None, :])
+    # Stored as [K, S, S] and flattened afterwards: a flattening fusion would run as scalar code.
+    return _Tiles(_computed_once(place, step >= 0).ravel(), size, ids, origins)
+
+
+def _read(board: Board, tiles: _Tiles, token: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(owner, info) of the tiles, flat; info is 0 off the tiles' own blocks."""
+    if tiles.origins is None:
+        return board.owner.ravel(), board.info.ravel()
+    size = BLOCK + 2
+    owner = jax.lax.gather(board.owner, tiles.origins, _WINDOWS, (size, size), mode=_IN_BOUNDS)
+    info = jax.lax.gather(board.info, tiles.origins, _WINDOWS, (size, size), mode=_IN_BOUNDS)
+    inside = (jnp.arange(size) >= 1) & (jnp.arange(size) <= BLOCK)
+    info = jnp.where(inside[None, :, None] & inside[None, None, :], info, 0)  # the border: other blocks
+    owner, info = _computed_once((owner, info), token)
+    return owner.ravel(), info.ravel()
+
+
+def _map_index(board: Board, place: jax.Array) -> jax.Array:
+    """uint32: the map index `y * width + x` of tiles given by their place in the flattened board."""
+    y, x = place // board.owner.shape[1] - 1, place % board.owner.shape[1] - 1
+    return (y * board.width + x).astype(jnp.uint32)
+
+
+def _lookup(table: jax.Array, keys: jax.Array) -> jax.Array:
+    """table[keys] for a small table, as a chain of selects: a gather would make the whole loop scalar."""
+    out = jnp.zeros(keys.shape, table.dtype)
+    for key, value in enumerate(table):
+        out = jnp.where(keys == key, value, out)
+    return out
+
+
+def _segments(board: Board, tiles: _Tiles, live: jax.Array, seed: jax.Array, token: jax.Array) -> jax.Array:
+    """Each tile's (attacker, target, unsorted priority bin) segment.
+
+    Every tile of an attack's target 4-adjacent to the attacker is on its frontier; a tile bordered by
+    several attackers is claimed by the most surrounding one (two random bits per direction break ties).
+    Args: live: bool[P + 1, P + 1]; seed: uint32[2]; token: see `_computed_once`.
+    Returns int32[N - 2 stride]: `(claimant * (P + 1) + target) * 1344 + bin` on a frontier, else at least
+    P1 * P1 * 1344.
     """
     num_slots = live.shape[0]
-    bin_of, _ = _priority_tables(rules)
-    num_bins = bin_of.size
-    height, width = owner.shape
-    o = owner.astype(jnp.int32)
-    index = jnp.arange(height * width, dtype=jnp.uint32).reshape(height, width)
-    neighbours = [shift(o, dy, dx, 0) for dy, dx in NEIGHBOURS]
-    live_flat = live.ravel()
-    counts_k = [sum((m == n).astype(jnp.int32) for m in neighbours) for n in neighbours]
-    rand = hash_bits(seed[0], index)
-    scores = []
-    for direction, (n, k) in enumerate(zip(neighbours, counts_k, strict=True)):
-        candidate = land & (n != o) & (n > 0) & live_flat[n * num_slots + o]
-        # The most surrounding attacker claims the tile; two random bits per direction break ties.
-        scores.append(jnp.where(candidate, k * 4 + ((rand >> (2 * direction)) & 3).astype(jnp.int32), -1))
-    scores = jnp.stack(scores)
-    best = jnp.argmax(scores, axis=0)
-    has_claim = jnp.max(scores, axis=0) >= 0
-    claimant = jnp.where(has_claim, jnp.choose(best, neighbours, mode="clip"), 0)
-    k = jnp.clip(jnp.choose(best, counts_k, mode="clip"), 1, NUM_K)
+    owner, info = _read(board, tiles, token)
+    stride, end = tiles.stride, owner.shape[0] - tiles.stride
+    owner, info = owner.astype(jnp.int32), info[stride:end].astype(jnp.int32)
+    target = owner[stride:end]
+    # N, S, W, E: one row up or down, one tile left or right.
+    neighbours = [owner[:end - stride], owner[2 * stride:], owner[stride - 1:end - 1],
+                  owner[stride + 1:end + 1]]
+    live = live.at[0].set(False)  # slot 0, unowned land, attacks nobody
+    if num_slots <= 32:
+        # Each target's attackers as the bits of one word (bit a: attacker a), looked up once per tile.
+        bits = jnp.left_shift(jnp.uint32(1), jnp.arange(num_slots, dtype=jnp.uint32))
+        attackers = jnp.where(info >= 128, _lookup(jnp.sum(jnp.where(live, bits[:, None], 0), axis=0,
+                                                           dtype=jnp.uint32), target), 0)
+
+        def attacked_by(n):
+            return ((attackers >> n.astype(jnp.uint32)) & 1) > 0
+    else:
+        def attacked_by(n):
+            return (info >= 128) & live.ravel()[n * num_slots + target]
+
+    rand = hash_bits(seed[0], _map_index(board, tiles.place[stride:end]))
+    best = jnp.full(target.shape, -1, jnp.int32)
+    claimant = jnp.zeros_like(target)
+    for direction, n in enumerate(neighbours):
+        surrounding = sum((m == n).astype(jnp.int32) for m in neighbours)  # k: attacker-owned neighbours
+        tie_bits = ((rand >> (2 * direction)) & 3).astype(jnp.int32)
+        score = jnp.where(attacked_by(n) & (n != target), surrounding * 4 + tie_bits, -1)
+        # Strictly better only: the first direction wins exact ties, as argmax does.
+        better = score > best
+        best = jnp.where(better, score, best)
+        claimant = jnp.where(better, n, claimant)
+    k = jnp.maximum(best >> 2, 1)
     draw = ((rand >> 8) % NUM_DRAWS).astype(jnp.int32)
-    tile_terrain = jnp.minimum(terrain.astype(jnp.int32), NUM_TERRAIN - 1)
-    tile_age = jnp.minimum(age.astype(jnp.int32), NUM_AGES - 1)
-    bins = jnp.asarray(bin_of).ravel()[((tile_age * NUM_K + k - 1) * NUM_TERRAIN + tile_terrain) * NUM_DRAWS
-                                       + draw]
-    dummy = num_slots * num_slots * num_bins
-    segment = jnp.where(has_claim, (claimant * num_slots + o) * num_bins + bins, dummy).ravel()
-    counts = jax.ops.segment_sum(jnp.ones_like(segment), segment, num_segments=dummy + 1)[:-1]
-    tie = hash_bits(seed[1], index).ravel()
-    return counts.reshape(num_slots, num_slots, num_bins), segment, claimant.reshape(owner.shape), tie
+    unsorted_bin = ((((info & 15) * NUM_K + k - 1) * NUM_TERRAIN + (info >> 4 & 3)) * NUM_DRAWS + draw)
+    pair = claimant * num_slots + target
+    return _computed_once(jnp.where(best >= 0, pair * NUM_BINS + unsorted_bin,
+                                    num_slots * num_slots * NUM_BINS), token)
+
+
+def _sorted(segment: jax.Array, rules: Rules) -> jax.Array:
+    """Segments by unsorted bin -> by priority-sorted bin (off-frontier segments stay past the end)."""
+    unsorted_bin = segment % NUM_BINS
+    return segment - unsorted_bin + jnp.asarray(_priority_tables(rules)[0])[unsorted_bin]
+
+
+class Frontier(NamedTuple):
+    """A round's frontier, found by `frontier_histogram` and taken by `take_tiles`."""
+
+    counts: jax.Array  # int32[P + 1, P + 1, 1344]: frontier tiles per (attacker, target, sorted bin)
+    tiles: jax.Array  # int32[P + 1, P + 1]: frontier tiles per (attacker, target)
+    saved: jax.Array  # int32: segments of the whole board, or [SAVED_CHUNKS + 1, ...] of the first chunks
+    live: jax.Array  # bool[P + 1, P + 1]: the attacks that conquer this round
+    seed: jax.Array  # uint32[2]: this round's randomness
+    ids: jax.Array | None = None  # int32[chunks * K]: the blocks read (`block_list`; board read by blocks)
+    num_chunks: jax.Array | None = None  # int32: chunks of `ids` holding active blocks
+
+
+def frontier_histogram(board: Board, active: jax.Array | None, live: jax.Array, seed: jax.Array,
+                       rules: Rules) -> Frontier:
+    """The frontier tiles of every conquering attack, counted per (attacker, target, priority bin).
+
+    Args:
+        active: bool[rows * cols], the blocks that may hold frontier tiles (others are not read), or None
+            for a board read whole.
+        live: bool[P + 1, P + 1], the attacks that conquer this round; seed: uint32[2], this round's.
+    """
+    num_slots = live.shape[0]
+
+    def count(counts, tiles, segment):
+        return (counts.at[_sorted(segment, rules)].add(1, mode="drop"),
+                tiles.at[segment // NUM_BINS].add(1, mode="drop"))
+
+    counts = jnp.zeros(num_slots * num_slots * NUM_BINS, jnp.int32)
+    tiles = jnp.zeros(num_slots * num_slots, jnp.int32)
+    if board.whole:
+        segment = _segments(board, _whole(board), live, seed, live.sum() >= 0)
+        counts, tiles = count(counts, tiles, segment)
+        return Frontier(counts.reshape(*live.shape, NUM_BINS), tiles.reshape(live.shape), segment, live, seed)
+
+    num_rows, cols = _block_counts(board)
+    ids, num_chunks = block_list(active)
+    chunk_tiles = chunk_blocks(num_rows * cols) * (BLOCK + 2) ** 2 - 2 * (BLOCK + 2)
+
+    def count_chunk(step, carry):
+        counts, tiles, saved = carry
+        segment = _segments(board, _chunk(board, ids, step), live, seed, step >= 0)
+        saved = jax.lax.dynamic_update_index_in_dim(saved, segment, jnp.minimum(step, SAVED_CHUNKS), 0)
+        return *count(counts, tiles, segment), saved
+
+    counts, tiles, saved = jax.lax.fori_loop(
+        0, num_chunks, count_chunk, (counts, tiles, jnp.zeros((SAVED_CHUNKS + 1, chunk_tiles), jnp.int32)))
+    return Frontier(counts.reshape(*live.shape, NUM_BINS), tiles.reshape(live.shape), saved, live, seed, ids,
+                    num_chunks)
+
+
+def _windows(flat: jax.Array) -> jax.Array:
+    """A per-tile result of a chunk (see `_Tiles`) back to windows [K, S, S], False on the missing rows."""
+    size = BLOCK + 2
+    edge = jnp.zeros(size, flat.dtype)
+    return jnp.concatenate([edge, flat, edge]).reshape(-1, size, size)
+
+
+def _next_blocks(flags: jax.Array, tiles: _Tiles, frontier: jax.Array, taken: jax.Array,
+                 num_rows: int, cols: int) -> jax.Array:
+    """Mark the blocks that may hold frontier tiles next round: those with some now, and the neighbours of
+    those that lost a tile on their shared edge. (A tile that, like its neighbours, kept its owner was on
+    a frontier already; attacks only drop out between rounds.) flags: bool[rows * cols + 1], last unused.
+    """
+    on, lost = _windows(frontier), _windows(taken)
+    row, col = tiles.ids // cols, tiles.ids % cols
+    unused = num_rows * cols
+    marked = [
+        jnp.where(on.any(axis=(1, 2)), tiles.ids, unused),
+        jnp.where(lost[:, 1].any(axis=1) & (row > 0), tiles.ids - cols, unused),
+        jnp.where(lost[:, BLOCK].any(axis=1) & (row < num_rows - 1), tiles.ids + cols, unused),
+        jnp.where(lost[:, :, 1].any(axis=1) & (col > 0), tiles.ids - 1, unused),
+        jnp.where(lost[:, :, BLOCK].any(axis=1) & (col < cols - 1), tiles.ids + 1, unused),
+    ]
+    return flags.at[jnp.concatenate(marked)].set(True)
+
+
+def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
+               mark_frontier: bool, find_next: bool
+               ) -> tuple[Board, jax.Array, jax.Array | None, jax.Array | None]:
+    """Every frontier tile is taken with its bin's probability (the boundary bin's tiles at random).
+
+    Args:
+        takes: float32[P + 1, P + 1, 1344], tiles to take per (attacker, target, sorted bin) (`plan_takes`).
+        mark_frontier: also return which tiles were on a frontier.
+        find_next: also return the blocks that may hold frontier tiles in the next round.
+    Returns:
+        board: with the new owners; taken: float32[P + 1, P + 1, 3] tiles taken per (attacker, target,
+        terrain), exactly those changed in the board; frontier: bool in `Board.owner`'s layout, or None;
+        active: for `frontier_histogram` of the next round (None for a board read whole), or None.
+    """
+    num_slots = frontier.live.shape[0]
+    off_frontier = num_slots * num_slots * NUM_BINS
+    takes, counts = takes.ravel(), frontier.counts.ravel()
+
+    def take(tiles, segment, owner, taken, marks, token):
+        place = tiles.place[tiles.stride:-tiles.stride]
+        # 24 random bits as a uniform in [0, 1): a tile of the boundary bin is taken with its bin's share.
+        tie = hash_bits(frontier.seed[1], _map_index(board, place))
+        sorted_segment = _sorted(segment, rules)
+        chance = (takes.at[sorted_segment].get(mode="fill", fill_value=0.0)  # 0 off the frontier
+                  / counts.at[sorted_segment].get(mode="fill", fill_value=1))
+        pair = jnp.where((tie >> 8).astype(jnp.float32) * (1.0 / (1 << 24)) < chance, segment // NUM_BINS, -1)
+        pair = _computed_once(pair, token)  # the taking (attacker, target) pair, -1 if not taken
+        owner = owner.ravel().at[jnp.where(pair >= 0, place, owner.size)].set(
+            (pair // num_slots).astype(jnp.uint8), mode="drop").reshape(owner.shape)
+        terrain = segment % NUM_BINS // NUM_DRAWS % NUM_TERRAIN
+        off = num_slots * num_slots * NUM_TERRAIN
+        taken = taken.at[jnp.where(pair >= 0, pair * NUM_TERRAIN + terrain, off)].add(1, mode="drop")
+        if mark_frontier:
+            marks = marks.ravel().at[jnp.where(segment < off_frontier, place, marks.size)].set(
+                True, mode="drop").reshape(marks.shape)
+        return owner, taken, marks, pair
+
+    marks = jnp.zeros(board.owner.shape if mark_frontier else (), bool)
+    taken = jnp.zeros(num_slots * num_slots * NUM_TERRAIN, jnp.int32)
+    if board.whole:
+        owner, taken, marks, _ = take(_whole(board), frontier.saved, board.owner, taken, marks,
+                                      frontier.live.sum() >= 0)
+        flags = None
+    else:
+        num_rows, cols = _block_counts(board)
+
+        def take_chunk(step, carry):
+            owner, taken, marks, flags = carry
+            tiles = _chunk(board, frontier.ids, step)
+            segment = jax.lax.cond(step < SAVED_CHUNKS, lambda: frontier.saved[step],
+                                   lambda: _segments(board, tiles, frontier.live, frontier.seed, step >= 0))
+            owner, taken, marks, pair = take(tiles, segment, owner, taken, marks, step >= 0)
+            if find_next:
+                flags = _next_blocks(flags, tiles, segment < off_frontier, pair >= 0, num_rows, cols)
+            return owner, taken, marks, flags
+
+        flags = jnp.zeros(num_rows * cols + 1 if find_next else (), bool)
+        owner, taken, marks, flags = jax.lax.fori_loop(0, frontier.num_chunks, take_chunk,
+                                                       (board.owner, taken, marks, flags))
+        flags = flags[:-1] if find_next else None
+    taken = taken.astype(jnp.float32).reshape(num_slots, num_slots, NUM_TERRAIN)
+    return board._replace(owner=owner), taken, marks if mark_frontier else None, flags
+
+
+def _exclusive_cumsum(x: jax.Array) -> jax.Array:
+    """Sums of the elements before each along the last axis (NUM_BINS = 84 x 16): within blocks of 16, then
+    of the blocks before, each a multiply by a triangle of ones and a sum (XLA's cumsum on CPU is a slow
+    reduce-window, and its matmuls are slower on these small shapes)."""
+    inner = 16
+    blocks = x.reshape(*x.shape[:-1], -1, inner)
+    before_in_block = np.triu(np.ones((inner, inner), np.float32), 1)  # [i, j] = 1 where i < j
+    within = jnp.sum(blocks[..., :, None] * before_in_block, axis=-2)
+    totals = blocks.sum(axis=-1)
+    before_block = np.triu(np.ones((totals.shape[-1],) * 2, np.float32), 1)
+    offsets = jnp.sum(totals[..., :, None] * before_block, axis=-2)
+    return (within + offsets[..., None]).reshape(x.shape)
 
 
 def plan_takes(counts: jax.Array, budget: jax.Array, attack_troops: jax.Array, cost: jax.Array,
                attacker_loss: jax.Array, rules: Rules, final_round: bool = True) -> jax.Array:
-    """How many tiles of each priority bin every attack takes this round (float32[P + 1, P + 1, bins]).
+    """How many tiles of each priority bin every attack takes this round (float32[P + 1, P + 1, 1344]).
 
     Tiles go in bin order while budget remains and while the attack has at least one troop before the tile.
     In the final round a tile is taken if the budget before it is positive (so the last one may overdraw,
     as in the engine); earlier rounds take only tiles their share pays for whole, so a tick overdraws once.
+    Only (attacker, target) pairs with a budget are planned, `PLAN_PAIRS` at a time.
+    Args: counts: int32[P + 1, P + 1, 1344]; budget, attack_troops: float32[P + 1, P + 1];
+        cost, attacker_loss: float32[P + 1, P + 1, 3].
     """
-    _, terrain_of_bin = _priority_tables(rules)
-    bin_cost = cost[..., terrain_of_bin]  # [P1, P1, 84]
-    bin_loss = attacker_loss[..., terrain_of_bin]
-    n = counts.astype(jnp.float32)
-    cost_before = jnp.cumsum(n * bin_cost, axis=-1) - n * bin_cost
-    loss_before = jnp.cumsum(n * bin_loss, axis=-1) - n * bin_loss
-    budget_left = budget[..., None] - cost_before
-    troops_left = attack_troops[..., None] - loss_before
+    num_pairs = counts.shape[0] * counts.shape[1]
+    group = min(PLAN_PAIRS, num_pairs)
+    pairs, num_groups = _compact(budget.ravel() > 0, group)  # no budget, nothing taken
+    terrain = jnp.asarray(_priority_tables(rules)[1])
     rounding = jnp.ceil if final_round else jnp.floor
-    by_budget = rounding(budget_left / jnp.maximum(bin_cost, 1e-6))
-    by_troops = jnp.floor((troops_left - 1.0) / jnp.maximum(bin_loss, 1e-6)) + 1.0
-    by_troops = jnp.where(bin_loss > 0, by_troops, jnp.inf)
-    takes = jnp.minimum(jnp.minimum(by_budget, by_troops), n)
-    return jnp.where((budget_left > 0) & (troops_left >= 1.0), jnp.maximum(takes, 0.0), 0.0)
+
+    def by_bin(values):  # [pairs, 3] -> [pairs, 1344] by each bin's terrain (selects: a gather is slow here)
+        return jnp.where(terrain == 0, values[:, :1], jnp.where(terrain == 1, values[:, 1:2], values[:, 2:]))
+
+    def plan_group(step, takes):
+        chosen = jax.lax.dynamic_slice_in_dim(pairs, step * group, group)
+
+        def rows(values):  # the chosen pairs' rows; zeros past the last pair
+            return values.reshape(num_pairs, -1).at[chosen].get(mode="fill", fill_value=0)
+
+        n = _computed_once(rows(counts), step >= 0).astype(jnp.float32)
+        pair_cost, pair_loss = rows(cost), rows(attacker_loss)
+        bin_cost, bin_loss = by_bin(pair_cost), by_bin(pair_loss)
+        cost_before, loss_before = _exclusive_cumsum(jnp.stack([n * bin_cost, n * bin_loss]))
+        budget_left = rows(budget) - cost_before
+        troops_left = rows(attack_troops) - loss_before
+        by_budget = rounding(budget_left / jnp.maximum(bin_cost, 1e-6))
+        by_troops = jnp.floor((troops_left - 1.0) / jnp.maximum(bin_loss, 1e-6)) + 1.0
+        by_troops = jnp.where(bin_loss > 0, by_troops, jnp.inf)
+        planned = jnp.minimum(jnp.minimum(by_budget, by_troops), n)
+        planned = jnp.where((budget_left > 0) & (troops_left >= 1.0), jnp.maximum(planned, 0.0), 0.0)
+        return takes.at[chosen].set(planned, mode="drop")
+
+    takes = jax.lax.fori_loop(0, num_groups, plan_group, jnp.zeros((num_pairs, NUM_BINS), jnp.float32))
+    return takes.reshape(counts.shape)

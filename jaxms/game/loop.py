@@ -14,7 +14,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxms.game.conquest import frontier_histogram, pair_tile_values, plan_takes
+from jaxms.game.conquest import NEIGHBOURS, frontier_histogram, pair_tile_values, plan_takes, shift
 from jaxms.game.rules import PlayerKind, Rules
 from jaxms.game.state import GameState, MapArrays
 from jaxms.game.structures import capture_structures
@@ -83,26 +83,55 @@ def _retreats(state: GameState, rules: Rules) -> GameState:
                          troops=_floor_add(state.troops, back))
 
 
+def focused_age(state: GameState, rules: Rules, player: int = 1) -> jax.Array:
+    """uint8[H, W]: frontier ages as the priority sees them, with `player`'s directed attack applied.
+
+    Tiles next to `player` that lie within 45 degrees of its focus direction (seen from the focus origin)
+    count `focus_age_bonus` ticks older, so its attack takes them first (engine priorities differ by at
+    most ~15 ticks' worth between neighbouring bins). Only the agent (player 1) directs attacks; bots
+    attack along the whole front as in the engine.
+    """
+    if state.focus.shape[0] <= player:
+        return state.frontier_age
+    oy, ox, dy, dx = (state.focus[player, i] for i in range(4))
+    height, width = state.owner.shape
+    vy = jnp.arange(height, dtype=jnp.float32)[:, None] - oy
+    vx = jnp.arange(width, dtype=jnp.float32)[None, :] - ox
+    # cos 45 degrees: v . d >= |v| / sqrt(2), squared on the non-negative side.
+    along = vy * dy + vx * dx
+    in_cone = (along > 0) & (2.0 * along * along >= vy * vy + vx * vx)
+    mine = state.owner == player
+    near = jnp.zeros_like(mine)
+    for ny, nx in NEIGHBOURS:
+        near |= shift(mine, ny, nx, False)
+    active = (dy != 0) | (dx != 0)
+    bonus = jnp.where(active & in_cone & near & ~mine, rules.focus_age_bonus, 0).astype(jnp.int32)
+    return jnp.minimum(state.frontier_age.astype(jnp.int32) + bonus, 255).astype(jnp.uint8)
+
+
 def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -> GameState:
     """Every conquering attack spends this tick's budget (see game/conquest.py); attacks end as in §5."""
+    from jaxms.game.conquest import active_blocks, new_board, take_tiles
+
     num_slots = state.troops.shape[0]
+    height, width = state.owner.shape
     live = (state.attacks > 0) & (state.retreat_timer == 0) & state.alive[:, None]
     jitter_key, seeds_key = jax.random.split(key)
     seeds = jax.random.bits(seeds_key, (rules.conquest_substeps, 2), jnp.uint32)
     jitter = jax.random.randint(jitter_key, live.shape, 0, rules.budget_jitter_max + 1).astype(jnp.float32)
 
-    owner, troops, tiles, attacks, age = (state.owner, state.troops, state.tiles, state.attacks,
-                                          state.frontier_age)
+    # Rounds read and write only the blocks of the map where a frontier may be (see game/conquest.py).
+    board = new_board(state.owner, arrays.land, arrays.terrain, focused_age(state, rules))
+    troops, tiles, attacks = state.troops, state.tiles, state.attacks
     taken_total = jnp.zeros(live.shape, jnp.float32)
+    active = active_blocks(board, live & (attacks >= 1.0))
     for round_index in range(rules.conquest_substeps):
         conquering = live & (attacks >= 1.0)
-        counts, segment, claimant, tie = frontier_histogram(owner, arrays.land, arrays.terrain, age,
-                                                            conquering, seeds[round_index], rules)
-        frontier = counts.sum(axis=-1).astype(jnp.float32)  # B: distinct frontier tiles per pair
+        found = frontier_histogram(board, active, conquering, seeds[round_index], rules)
+        frontier = found.tiles.astype(jnp.float32)  # B: distinct frontier tiles per pair
         cost, attacker_loss, defender_loss = pair_tile_values(attacks, troops, tiles, state.kind, rules)
         if round_index == 0:
             # The budget comes from the frontier at the tick's start; the tiles on it age (older go first).
-            on_frontier = claimant > 0
             budget_frontier = frontier
             ratio = jnp.clip(10.0 * attacks / jnp.maximum(troops[None, :], 1e-6),
                              *rules.player_budget_ratio_clamp)
@@ -110,22 +139,14 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
             budget_left = jnp.where(to_unowned, rules.unowned_budget_factor,
                                     ratio * rules.player_budget_factor) * (frontier + jitter)
         share = budget_left / (rules.conquest_substeps - round_index)
-        takes = plan_takes(counts, jnp.where(conquering, share, 0.0), attacks, cost, attacker_loss, rules,
-                           final_round=round_index == rules.conquest_substeps - 1)
-        probability = jnp.where(counts > 0, takes / jnp.maximum(counts, 1), 0.0).ravel()
-        probability = jnp.append(probability, 0.0)  # the dummy segment of tiles without a claim
-        # 24 random bits as a uniform in [0, 1): a tile of the boundary bin is taken with its bin's share.
-        take = (tie >> 8).astype(jnp.float32) * (1.0 / (1 << 24)) < probability[segment]
-        # Exact counts of what was taken, per (attacker, target, terrain).
-        target = owner.ravel().astype(jnp.int32)
-        terrain = jnp.minimum(arrays.terrain.ravel().astype(jnp.int32), 2)
-        claimant_flat = claimant.ravel()
-        pair_terrain = jnp.where(take, (claimant_flat * num_slots + target) * 3 + terrain,
-                                 num_slots * num_slots * 3)
-        taken = jax.ops.segment_sum(take.astype(jnp.float32), pair_terrain,
-                                    num_segments=num_slots * num_slots * 3 + 1)[:-1]
-        taken = taken.reshape(num_slots, num_slots, 3)
-        owner = jnp.where(take.reshape(owner.shape), claimant, owner.astype(jnp.int32)).astype(jnp.uint8)
+        takes = plan_takes(found.counts, jnp.where(conquering, share, 0.0), attacks, cost, attacker_loss,
+                           rules, final_round=round_index == rules.conquest_substeps - 1)
+        # Take them: `taken` counts exactly the tiles that changed hands, per (attacker, target, terrain).
+        board, taken, marked, active = take_tiles(
+            board, found, takes, rules, mark_frontier=round_index == 0,
+            find_next=round_index < rules.conquest_substeps - 1)
+        if round_index == 0:
+            on_frontier = marked[1:height + 1, 1:width + 1]
         taken_pairs = taken.sum(axis=-1)
         budget_left = budget_left - (taken * cost).sum(axis=-1)
         attacks = jnp.maximum(attacks - (taken * attacker_loss).sum(axis=-1), 0.0)
@@ -141,9 +162,15 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
     # An attack under one troop is spent.
     attacks = jnp.where(finished | (attacks < 1.0), 0.0, attacks)
     # Tiles still on a frontier grow one tick older; taken tiles and tiles off every frontier restart.
-    age = jnp.where(on_frontier & (owner == state.owner), jnp.minimum(age, 254) + 1, 0).astype(jnp.uint8)
+    owner = board.owner[1:height + 1, 1:width + 1]
+    age = jnp.where(on_frontier & (owner == state.owner), jnp.minimum(state.frontier_age, 254) + 1,
+                    0).astype(jnp.uint8)
     state = state.replace(owner=owner, troops=troops, tiles=tiles, attacks=attacks, frontier_age=age)
-    return _annihilate(state, taken_total, rules)
+    # Annihilation reads the whole grid: skip it unless a player it would conquer exists (the condition
+    # of `_annihilate`'s `doomed`; with nobody doomed it changes nothing).
+    doomed = ((taken_total.sum(axis=0) > 0) & (jnp.arange(num_slots) > 0) & state.alive
+              & (state.tiles < rules.annihilation_tiles))
+    return jax.lax.cond(doomed.any(), lambda s: _annihilate(s, taken_total, rules), lambda s: s, state)
 
 
 def _annihilate(state: GameState, taken: jax.Array, rules: Rules) -> GameState:

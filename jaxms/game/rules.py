@@ -93,6 +93,9 @@ class Rules:
     win_land_share: float = 0.8
     max_ticks: int = 100_000  # a game also ends here (the engine's 170-minute timer is 102,000 ticks)
 
+    # The agent's directed attacks (env actions): tiles in the chosen direction count this much older.
+    focus_age_bonus: int = 8
+
     # Vectorised conquest: each tick's budget is spent in this many rounds, the frontier recomputed between
     # them, so concave corners fill within a tick as the engine's heap does (see game/conquest.py).
     conquest_substeps: int = 2
