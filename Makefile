@@ -18,10 +18,12 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
-# The main job. Until the trainer lands, this runs the map demo: it generates a built-in map and renders it.
+# The main job: train an agent (multi-scale views) against tribes on a small built-in map, then evaluate
+# it against the baselines. Override with e.g. `make train TRAIN_ARGS="--map australia:915,290,1024,1024"`.
+TRAIN_ARGS ?= --map continents_128 --num-bots 5 --network-width 0.25 --n-envs 8 --n-steps 32 --batch-size 64 --update-epochs 4 --total-timesteps 4096 --eval-every 8 --name demo
 train: $(INSTALLED)
-	$(BIN)/python -m jaxms.maps show continents_256 --out runs/demo/continents_256.png
-	$(BIN)/python -m jaxms.maps show islands_256x128_s1 --out runs/demo/islands_256x128_s1.png
+	$(BIN)/python -m jaxms.train $(TRAIN_ARGS) --output-dir runs
+	$(BIN)/python -m jaxms.evaluate $$(cat runs/LATEST) --games 20
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

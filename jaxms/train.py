@@ -205,6 +205,8 @@ def train(config: TrainConfig, quiet: bool = False) -> Path:
         run_dir = Path(config.output_dir) / f"{name}_{stamp}"
         run_dir.mkdir(parents=True, exist_ok=False)
     (run_dir / "config.json").write_text(config.to_json() + "\n")
+    # Scripts (make train) find the run they just started here.
+    (run_dir.parent / "LATEST").write_text(str(run_dir) + "\n")
     if not quiet:
         print(f"run folder: {run_dir}\n{env}\nPPO: {ppo}\nconfig:\n{config.to_json()}", flush=True)
 
