@@ -92,12 +92,13 @@ class RunLogger:
 
     def log_views(self, obs: dict, step: int) -> None:
         """An image of the first env's views (the render module draws them side by side)."""
-        try:
-            from jaxms.render import observation_image
-        except ImportError:
+        from jaxms.render import render_observation
+
+        config = getattr(self.env.observer, "config", None)
+        if config is None:  # an observer without views to draw (tests' minimal observer)
             return
         first = {key: np.asarray(value[0]) for key, value in obs.items()}
-        image = np.asarray(observation_image(first, self.env.observer.config))
+        image = np.asarray(render_observation(first, config, panel_size=128))
         self.writer.add_image("views", image, step, dataformats="HWC")
 
     def close(self) -> None:

@@ -419,6 +419,28 @@ def test_frame_stack_is_oldest_first_and_starts_with_copies():
     assert frames[0]["features"][-NUM_FEATURES + change] == 0 < frames[1]["features"][-NUM_FEATURES + change]
 
 
+def test_every_feature_is_computed_from_the_game():
+    owner = np.zeros((128, 256), np.uint8)
+    owner[40:80, 100:160] = 1  # 2400 tiles: the largest
+    owner[40:80, 160:180] = 2  # touching the agent, attacking it
+    owner[0:10, 0:10] = 3
+    owner[120:128, 0:10] = 4
+    state = scenario(owner, attacks=[(2, 5_000)])
+    state = state.replace(attacks=state.attacks.at[2, 1].set(10_000.0), tick=jnp.int32(5_000))
+    obs, _ = init(state, PLAINS_ARRAYS, MASK)
+    f = dict(zip(FEATURE_NAMES, np.asarray(obs["features"][-NUM_FEATURES:]).tolist(), strict=True))
+    assert 0 < f["troops_ratio"] < 1 and 0 < f["max_troops_log"] < 1 and f["troop_growth_per_tile"] > 0
+    assert f["land_share"] == pytest.approx(2400 / (128 * 256))
+    assert f["share_change"] == 0 and f["rank"] == 0  # first frame; the agent has the most land
+    assert f["border_pressure"] == pytest.approx(10_000 / 60_000)  # x / (1 + x), x = 10,000 / 50,000
+    assert f["committed_troops"] == pytest.approx(5_000 / 55_000)
+    assert 0 < f["troops_per_tile"] < 1 and f["time"] == pytest.approx(0.05) and f["alive_players"] == 1
+    # From the agent's centre (60, 130) to the attacker's land from x = 160, on 4-tile cells.
+    assert f["threat_distance"] == pytest.approx(30 / np.hypot(128, 256), abs=0.02)
+    assert all(0 <= f[name] <= 1 for name in ("local_y", "local_x", "tactical_y", "tactical_x"))
+    assert 150 <= f["tactical_x"] * 256 <= 170  # the tactical window is on the attacked front
+
+
 @pytest.mark.parametrize("mode", ["multi", "single"])
 def test_observations_match_their_space(mode):
     observer = Observer(ObsConfig.for_map(128, 256, mode))

@@ -30,8 +30,9 @@ Windows are `lax.dynamic_slice`s with static sizes, shifted back inside the map 
 
 Cost: one pass builds a few per-tile grids (class bits, the neighbours' class bits, a per-owner lookup; 1-2
 bytes a tile each); every view pools or crops them, and the window positions come from the pooled grid and
-one small crop. At 1024x1024 on a 2-core CPU about 3-4 ms per env in either mode, under 10% of a game tick
-(benchmarks/bench_obs.py). Comments marked "XLA CPU" explain choices made for the compiler's CPU code.
+one small crop. At 1024x1024 on a 2-core CPU: 2-4 ms per env with warm caches, 5-10 ms right after a game
+tick, 8-16% of the tick (about 22% with 8 envs); benchmarks/bench_obs.py. Comments marked "XLA CPU" explain
+choices made for the compiler's CPU code.
 
 Channels (uint8 0..255, last axis). Per frame, oldest first: `stacked_channels` (default own, enemy); then
 the other dynamic channels of the newest frame; then the static ones. Pooling per channel:
