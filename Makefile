@@ -20,10 +20,10 @@ install: $(INSTALLED)
 
 # The main job: train an agent (multi-scale views) against tribes on a small built-in map, then evaluate
 # it against the baselines. Override with e.g. `make train TRAIN_ARGS="--map australia:915,290,1024,1024"`.
-TRAIN_ARGS ?= --map continents_128 --num-bots 5 --network-width 0.25 --n-envs 8 --n-steps 32 --batch-size 64 --update-epochs 4 --total-timesteps 4096 --eval-every 8 --name demo
+TRAIN_ARGS ?= --map continents_128 --num-bots 5 --network-width 0.25 --n-envs 4 --n-steps 32 --batch-size 64 --update-epochs 2 --total-timesteps 2048 --eval-every 8 --eval-games 8 --name demo
 train: $(INSTALLED)
 	$(BIN)/python -m jaxms.train $(TRAIN_ARGS) --output-dir runs
-	$(BIN)/python -m jaxms.evaluate $$(cat runs/LATEST) --games 20
+	$(BIN)/python -m jaxms.evaluate $$(cat runs/LATEST) --games 10
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

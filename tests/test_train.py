@@ -55,8 +55,9 @@ TINY_RUN = ["--map", "plains_32", "--num-bots", "1", "--obs", "single", "--netwo
 
 def test_the_cli_trains_checkpoints_resumes_and_evaluates(tmp_path, capsys):
     assert main([*TINY_RUN, "--total-timesteps", "32", "--output-dir", str(tmp_path), "--name", "tiny"]) == 0
-    (run,) = tmp_path.iterdir()
+    (run,) = (p for p in tmp_path.iterdir() if p.is_dir())
     assert run.name.startswith("tiny_")
+    assert (tmp_path / "LATEST").read_text().strip() == str(run)
     saved = json.loads((run / "config.json").read_text())
     assert saved["n_envs"] == 2 and saved["obs"] == "single"
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["1", "2"]
