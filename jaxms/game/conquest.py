@@ -244,6 +244,7 @@ _WINDOWS = jax.lax.GatherDimensionNumbers(offset_dims=(1, 2), collapsed_slice_di
 _IN_BOUNDS = jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS  # all windows lie in the grid (empty block too)
 
 
+@jax.custom_batching.custom_vmap
 def _computed_once(values, token: jax.Array):
     """`values`, stored once rather than recomputed inside each consumer.
 
@@ -252,6 +253,15 @@ def _computed_once(values, token: jax.Array):
     True, but not as a constant the compiler can see (e.g. `step >= 0` of a loop counter).
     """
     return jax.lax.cond(token, lambda v: v, lambda v: jax.tree.map(jnp.zeros_like, v), values)
+
+
+@_computed_once.def_vmap
+def _computed_once_vmap(axis_size, in_batched, values, token):
+    del axis_size
+    values_batched, token_batched = in_batched
+    # Under vmap a batched predicate would make the conditional a select, which stores nothing; every token
+    # is True, so one token for the whole batch keeps it a conditional.
+    return _computed_once(values, jnp.all(token) if token_batched else token), values_batched
 
 
 class _Tiles(NamedTuple):
@@ -488,19 +498,25 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
     else:
         num_rows, cols = _block_counts(board)
 
-        def take_chunk(step, carry):
+        def take_chunk(step, carry, saved):
             owner, taken, marks, flags = carry
             tiles = _chunk(board, frontier.ids, step)
-            segment = jax.lax.cond(step < SAVED_CHUNKS, lambda: frontier.saved[step],
-                                   lambda: _segments(board, tiles, frontier.live, frontier.seed, step >= 0))
+            if saved:
+                segment = frontier.saved[step]
+            else:
+                segment = _segments(board, tiles, frontier.live, frontier.seed, step >= 0)
             owner, taken, marks, pair = take(tiles, segment, owner, taken, marks, step >= 0)
             if find_next:
                 flags = _next_blocks(flags, tiles, segment < off_frontier, pair >= 0, num_rows, cols)
             return owner, taken, marks, flags
 
-        flags = jnp.zeros(num_rows * cols + 1 if find_next else (), bool)
-        owner, taken, marks, flags = jax.lax.fori_loop(0, frontier.num_chunks, take_chunk,
-                                                       (board.owner, taken, marks, flags))
+        # The first chunks' frontiers were kept by `frontier_histogram`, later ones are found again: two
+        # loops rather than a conditional, which under vmap would compute both branches.
+        carry = (board.owner, taken, marks, jnp.zeros(num_rows * cols + 1 if find_next else (), bool))
+        kept = jnp.minimum(frontier.num_chunks, SAVED_CHUNKS)
+        carry = jax.lax.fori_loop(0, kept, partial(take_chunk, saved=True), carry)
+        owner, taken, marks, flags = jax.lax.fori_loop(kept, frontier.num_chunks,
+                                                       partial(take_chunk, saved=False), carry)
         flags = flags[:-1] if find_next else None
     taken = taken.astype(jnp.float32).reshape(num_slots, num_slots, NUM_TERRAIN)
     return board._replace(owner=owner), taken, marks if mark_frontier else None, flags
