@@ -30,7 +30,7 @@ from jaxms.nn import (
     total_parameters,
 )
 from jaxms.nn.__main__ import main as nn_main
-from jaxms.nn.layers import to_unit
+from jaxms.nn.layers import Conv2D, to_unit
 
 SMALL = {"global_size": 32, "local_size": 32, "tactical_size": 16, "channels": 6, "features": 8}
 WAIT_ACTIONS = np.arange(40, 45)
@@ -272,6 +272,38 @@ def test_bfloat16_compute_agrees_with_float32(obs):
     np.testing.assert_allclose(jax.nn.softmax(logits16), jax.nn.softmax(logits32), atol=2e-3)
     if obs == "multi":
         np.testing.assert_allclose(aux16["scale_attention"], aux32["scale_attention"], atol=0.03)
+
+
+@pytest.mark.parametrize(("size", "kernel", "stride", "padding"), [
+    ((9, 7), (3, 3), (2, 2), ((1, 1), (1, 1))),  # odd sizes, the branches' stride-2 layer
+    ((8, 8), (3, 3), (2, 2), ((1, 1), (1, 1))),
+    ((6, 5), (1, 1), (1, 1), ((0, 0), (0, 0))),  # the spatial-attention score
+    ((7, 6), (3, 2), (1, 2), ((2, 0), (1, 1))),  # uneven kernel, stride and padding
+])
+def test_patch_convolution_equals_xla_convolution(size, kernel, stride, padding):
+    x = jax.random.uniform(jax.random.key(0), (2, *size, 5))
+    layers = {impl: Conv2D(4, kernel, stride, padding, impl=impl, bias_init=jax.nn.initializers.normal(1.0))
+              for impl in ("xla", "patches")}
+    params = layers["xla"].init(jax.random.key(1), x)
+    assert (jax.tree.map(jnp.shape, layers["patches"].init(jax.random.key(1), x))
+            == jax.tree.map(jnp.shape, params))
+    out_xla, out_patches = (np.asarray(layers[impl].apply(params, x)) for impl in ("xla", "patches"))
+    assert out_xla.shape == out_patches.shape
+    np.testing.assert_allclose(out_patches, out_xla, rtol=1e-5, atol=1e-5)
+    grads = [jax.grad(lambda p, impl=impl: (layers[impl].apply(p, x) ** 2).sum())(params)
+             for impl in ("xla", "patches")]
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *grads)
+
+
+def test_network_outputs_do_not_depend_on_the_convolution_form():
+    nets = {impl: small_net("multi", conv=impl) for impl in ("xla", "patches")}
+    params = init_params(nets["xla"])
+    x = batch_obs(nets["xla"])
+    (logits_a, value_a, _), (logits_b, value_b, _) = (jit_apply(nets[i])(params, x) for i in nets)
+    np.testing.assert_allclose(logits_a, logits_b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(value_a, value_b, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="conv"):
+        NetworkConfig(conv="winograd")
 
 
 # --- parameter counts --------------------------------------------------------------------------------

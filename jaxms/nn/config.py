@@ -6,6 +6,8 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from jaxms.nn.layers import CONV_IMPLS
+
 OBS_KINDS = ("multi", "single")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 HEADS = (1, 2, 4, 8)
@@ -30,6 +32,8 @@ class NetworkConfig:
         attention: False removes the attention blocks (spatial attention, squeeze-excitation and the
             cross-scale attention, which becomes a mean over the scale embeddings): the ablation.
         heads: attention heads of the cross-scale attention (1, 2, 4 or 8).
+        conv: how convolutions are computed (`layers.Conv2D`): "auto" (patches + matmul on CPU, XLA's
+            convolution elsewhere), "patches" or "xla". Parameters are the same either way.
     """
 
     obs: str = "multi"
@@ -37,6 +41,7 @@ class NetworkConfig:
     width: float = 1.0
     attention: bool = True
     heads: int = 4
+    conv: str = "auto"
 
     def __post_init__(self):
         if self.obs not in OBS_KINDS:
@@ -45,6 +50,8 @@ class NetworkConfig:
             raise ValueError(f"NetworkConfig.dtype={self.dtype!r}: expected one of {tuple(DTYPES)}")
         if not (isinstance(self.width, int | float) and 0 < self.width <= 16):
             raise ValueError(f"NetworkConfig.width={self.width!r}: expected a number in (0, 16]")
+        if self.conv not in CONV_IMPLS:
+            raise ValueError(f"NetworkConfig.conv={self.conv!r}: expected one of {CONV_IMPLS}")
         if self.heads not in HEADS:
             raise ValueError(f"NetworkConfig.heads={self.heads!r}: expected one of {HEADS}")
 

@@ -37,6 +37,66 @@ def to_unit(view: jax.Array, dtype: Any) -> jax.Array:
     return view.astype(dtype)
 
 
+CONV_IMPLS = ("auto", "patches", "xla")
+
+
+def resolve_conv_impl(impl: str) -> str:
+    """"auto" -> "patches" on CPU, "xla" elsewhere (cuDNN and friends are fastest there)."""
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"conv implementation {impl!r}: expected one of {CONV_IMPLS}")
+    if impl == "auto":
+        return "patches" if jax.default_backend() == "cpu" else "xla"
+    return impl
+
+
+class Conv2D(nn.Module):
+    """A 2-D convolution with `nn.Conv`'s parameters ("kernel" [kh, kw, Cin, Cout], "bias" [Cout]), so
+    checkpoints do not depend on how it is computed:
+
+    - "xla": `lax.conv_general_dilated` (via `nn.Conv`'s own call), best on accelerators;
+    - "patches": the kh * kw shifted, strided slices of the padded input concatenated on channels, then one
+      matmul with the flattened kernel. On XLA:CPU a convolution's gradient inside a loop body (our
+      `lax.scan` over minibatches) loses its fast layout and runs 20-60x slower than outside one
+      (jax-ml/jax#12868; measured here: 577 ms vs 32 ms for one 64x64x16 layer at batch 64). Slices and
+      matmuls keep their speed in a loop, so training on CPU uses this form.
+
+    x [N, H, W, Cin] -> [N, H', W', Cout] with H' = (H + pad_top + pad_bottom - kh) // stride + 1.
+    """
+
+    features: int
+    kernel_size: tuple[int, int]
+    strides: tuple[int, int] = (1, 1)
+    padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
+    impl: str = "patches"
+    use_bias: bool = True
+    kernel_init: Any = nn.initializers.lecun_normal()
+    bias_init: Any = nn.initializers.zeros
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kh, kw = self.kernel_size
+        channels = x.shape[-1]
+        kernel = self.param("kernel", self.kernel_init, (kh, kw, channels, self.features), jnp.float32)
+        if self.impl == "xla":
+            y = jax.lax.conv_general_dilated(x.astype(self.dtype), kernel.astype(self.dtype), self.strides,
+                                             self.padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        else:
+            (top, bottom), (left, right) = self.padding
+            sy, sx = self.strides
+            padded = jnp.pad(x.astype(self.dtype), ((0, 0), (top, bottom), (left, right), (0, 0)))
+            out_h = (padded.shape[1] - kh) // sy + 1
+            out_w = (padded.shape[2] - kw) // sx + 1
+            patches = [padded[:, dy:dy + sy * (out_h - 1) + 1:sy, dx:dx + sx * (out_w - 1) + 1:sx, :]
+                       for dy in range(kh) for dx in range(kw)]
+            patches = patches[0] if len(patches) == 1 else jnp.concatenate(patches, axis=-1)
+            # Patch channel order is (dy, dx, cin), the kernel's row-major order.
+            y = patches @ kernel.reshape(kh * kw * channels, self.features).astype(self.dtype)
+        if self.use_bias:
+            y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32).astype(self.dtype)
+        return y
+
+
 class SqueezeExcitation(nn.Module):
     """Channel attention (Hu et al. 2018): x [N, H, W, C] -> x * sigmoid(MLP(mean_hw(x))) [N, H, W, C]."""
 
@@ -58,11 +118,12 @@ class SpatialAttention(nn.Module):
     which the directional actions need."""
 
     dtype: Any = jnp.float32
+    conv_impl: str = "patches"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        score = nn.Conv(1, (1, 1), kernel_init=orthogonal(1.0), dtype=self.dtype, param_dtype=jnp.float32,
-                        name="score")(x)  # [N, H, W, 1]
+        score = Conv2D(1, (1, 1), kernel_init=orthogonal(1.0), impl=self.conv_impl, dtype=self.dtype,
+                       name="score")(x)  # [N, H, W, 1]
         return x * nn.sigmoid(score)
 
 
@@ -78,6 +139,7 @@ class ScaleBranch(nn.Module):
     embed: int
     attention: bool = True
     dtype: Any = jnp.float32
+    conv_impl: str = "patches"  # see Conv2D
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -85,13 +147,13 @@ class ScaleBranch(nn.Module):
         for i, channels in enumerate(self.channels):
             # Explicit symmetric padding 1 (not "SAME", which pads (0, 1) on even sizes) so a PyTorch
             # Conv2d(k=3, s=2, p=1) mirror gives the same output size and alignment.
-            x = nn.Conv(channels, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)),
-                        kernel_init=orthogonal(RELU_GAIN), bias_init=nn.initializers.zeros,
-                        dtype=self.dtype, param_dtype=jnp.float32, name=f"conv_{i}")(x)
+            x = Conv2D(channels, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)),
+                       kernel_init=orthogonal(RELU_GAIN), impl=self.conv_impl, dtype=self.dtype,
+                       name=f"conv_{i}")(x)
             x = nn.relu(x)
         if self.attention:
             x = SqueezeExcitation(dtype=self.dtype, name="channel_attention")(x)
-            x = SpatialAttention(dtype=self.dtype, name="spatial_attention")(x)
+            x = SpatialAttention(dtype=self.dtype, conv_impl=self.conv_impl, name="spatial_attention")(x)
         # Flatten (not a global pool): where things are on the view matters for directional actions.
         x = x.reshape(x.shape[0], -1)
         return nn.relu(dense(self.embed, RELU_GAIN, self.dtype, "project")(x))

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxms.nn.config import NetworkConfig
-from jaxms.nn.layers import Fusion, ScalarMLP, ScaleBranch, ScaleCrossAttention, dense
+from jaxms.nn.layers import Fusion, ScalarMLP, ScaleBranch, ScaleCrossAttention, dense, resolve_conv_impl
 from jaxms.nn.policy import mask_logits
 
 NUM_ACTIONS = 45
@@ -101,9 +101,11 @@ class MultiScaleActorCritic(nn.Module):
     def __call__(self, obs: dict) -> tuple[jax.Array, jax.Array, dict]:
         cfg = self.config
         dtype = cfg.compute_dtype
+        conv_impl = resolve_conv_impl(cfg.conv)
         batch_shape = _check_observation(obs, MULTI_KEYS, self.num_actions)
         embeddings = [
-            ScaleBranch(cfg.conv_channels, cfg.scale_embed, cfg.attention, dtype, name=f"{scale}_branch")(
+            ScaleBranch(cfg.conv_channels, cfg.scale_embed, cfg.attention, dtype, conv_impl,
+                        name=f"{scale}_branch")(
                 _flat_view(obs[f"{scale}_map"], batch_shape))
             for scale in SCALES
         ]
@@ -137,8 +139,10 @@ class SingleScaleActorCritic(nn.Module):
     def __call__(self, obs: dict) -> tuple[jax.Array, jax.Array, dict]:
         cfg = self.config
         dtype = cfg.compute_dtype
+        conv_impl = resolve_conv_impl(cfg.conv)
         batch_shape = _check_observation(obs, SINGLE_KEYS, self.num_actions)
-        embedding = ScaleBranch(cfg.conv_channels, cfg.scale_embed, cfg.attention, dtype, name="map_branch")(
+        embedding = ScaleBranch(cfg.conv_channels, cfg.scale_embed, cfg.attention, dtype, conv_impl,
+                                name="map_branch")(
             _flat_view(obs["map"], batch_shape))
         features = obs["features"].reshape(-1, obs["features"].shape[-1]).astype(dtype)
         scalar = ScalarMLP(cfg.scalar_embed, dtype, name="scalar_mlp")(features)
