@@ -1,0 +1,54 @@
+"""benchmarks/bench_train.py's cheap parts: the settings each case runs with, and the loop-carried nudge.
+
+(Running the benchmark itself compiles a whole trainer, ~1 minute even on a tiny map: too slow here.)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_train
+
+from jaxms.config import TrainConfig, resolve
+
+
+def settings(*flags: str):
+    return bench_train.build_parser().parse_args(list(flags))
+
+
+@pytest.mark.parametrize("size", [256, 1024])
+def test_train_settings_are_what_the_train_cli_resolves(size):
+    config = bench_train.case_config(size, "multi", "cpu", settings("--settings", "train"))
+    expected = resolve(TrainConfig(map=f"continents_{size}", obs="multi", device="cpu"), size * size, "cpu")
+    assert config == expected
+
+
+def test_quick_settings_and_overrides():
+    quick = bench_train.case_config(1024, "single", "cpu", settings("--settings", "quick"))
+    assert (quick.n_envs, quick.n_steps, quick.batch_size, quick.update_epochs) == (2, 32, 32, 2)
+    assert quick.obs == "single" and quick.map == "continents_1024"
+    # A rollout the quick minibatch does not divide gets the largest divisor below it.
+    odd = bench_train.case_config(256, "multi", "cpu", settings("--settings", "quick", "--n-envs", "3",
+                                                                 "--n-steps", "5", "--network-width", "0.5"))
+    assert (odd.n_envs, odd.n_steps, odd.batch_size, odd.network_width) == (3, 5, 15, 0.5)
+    with pytest.raises(ValueError, match="must divide"):
+        bench_train.case_config(256, "multi", "cpu", settings("--settings", "quick", "--batch-size", "7"))
+
+
+def test_nudge_keeps_values_unless_the_flag_is_set():
+    tree = {"owner": jnp.full((2, 3, 3), 4, jnp.uint8), "mask": jnp.zeros((2, 5), bool),
+            "features": jnp.ones((2, 4), jnp.float32)}
+    same = bench_train._nudge(tree, jnp.array([False, False]))
+    for name in tree:
+        np.testing.assert_array_equal(same[name], tree[name])
+        assert same[name].dtype == tree[name].dtype
+    moved = bench_train._nudge(tree, jnp.array([False, True]))
+    assert int(moved["owner"][1].min()) == 5 and int(moved["owner"][0].max()) == 4
+    assert bool(moved["mask"][1].all()) and not bool(moved["mask"][0].any())
