@@ -54,6 +54,7 @@ class TrainConfig:
     seed: int = 0
     ticks_per_step: int = 10
     max_steps: int = 1000
+    reset_pool_size: int = 16  # start positions made at launch for auto-reset (0: a fresh game every reset)
     reward: str = "share"
     network_width: float = 1.0
     network_dtype: str = "float32"
@@ -75,9 +76,9 @@ class TrainConfig:
         _check_choice("reward", self.reward, REWARDS)
         for name in ("num_bots", "frame_stack", "total_timesteps", "ticks_per_step", "max_steps",
                      "update_epochs", "updates_per_chunk", "checkpoint_every", "keep_checkpoints",
-                     "eval_every", "eval_games", "image_every", "seed"):
+                     "eval_every", "eval_games", "image_every", "seed", "reset_pool_size"):
             value = getattr(self, name)
-            low = 0 if name in ("num_bots", "eval_every", "image_every", "seed") else 1
+            low = 0 if name in ("num_bots", "eval_every", "image_every", "seed", "reset_pool_size") else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
         for name in ("n_envs", "batch_size", "n_steps", "local_view_size"):

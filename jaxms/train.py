@@ -57,6 +57,8 @@ FLAG_HELP = {
     "ticks_per_step": "game ticks per env step (10: an attack runs ~50 ticks, so the agent re-aims ~5 times; "
                       "see benchmarks/bench_action_horizon.py)",
     "max_steps": "env steps before an episode is truncated",
+    "reset_pool_size": "start positions made at launch that finished episodes restart from (0: a fresh game "
+                       "each time, slower)",
     "reward": "share: change in land share x10, +1 win / -1 loss; rank: the earlier system's rank reward",
     "network_width": "width multiplier of the network (1.0 = reference architecture)",
     "network_dtype": "float32 or bfloat16 compute (parameters stay float32)",
@@ -128,7 +130,8 @@ def build_run(config: TrainConfig, agent_autopilot: bool = False):
     observer = make_observer(config.obs, (game_map.height, game_map.width), **overrides)
     env = make_env(game_map, num_bots=config.num_bots, nations=config.nations,
                    ticks_per_step=config.ticks_per_step, max_steps=config.max_steps, reward=config.reward,
-                   observer=observer, seed=config.seed, agent_autopilot=agent_autopilot)
+                   observer=observer, seed=config.seed, agent_autopilot=agent_autopilot,
+                   reset_pool_size=config.reset_pool_size)
     network = make_network(NetworkConfig(obs=config.obs, dtype=config.network_dtype,
                                          width=config.network_width, attention=config.attention))
     ppo = PPOConfig(num_envs=config.n_envs, n_steps=config.n_steps, batch_size=config.batch_size,
