@@ -57,7 +57,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from common import write_results
 from tqdm import tqdm
 
@@ -65,7 +64,7 @@ from jaxms.config import TrainConfig, detect_device, resolve
 from jaxms.env.actions import action_mask
 from jaxms.game.bots import scripted_bots
 from jaxms.game.loop import tick
-from jaxms.ppo import log_prob, make_train, ppo_loss
+from jaxms.ppo import log_prob, make_train
 from jaxms.train import build_run
 
 COMPILE_AIM_S = 120.0  # first chunk, default 1024x1024 multi-scale run, CPU
@@ -235,34 +234,7 @@ def make_pieces(env, network, trainer, ppo):
 
         return jax.lax.scan(step, (obs, key), None, length=num_steps)[1]
 
-    optimizer = trainer.optimizer
-
-    def update(params, opt_state, batch, key):
-        def minibatch_step(carry, indices):
-            params, opt_state = carry
-            minibatch = jax.tree.map(lambda x: x[indices], batch)
-
-            def loss_fn(p):
-                logits, values, _ = network.apply(p, minibatch["obs"])
-                return ppo_loss(logits, values, minibatch["action"], minibatch["log_prob"],
-                                minibatch["value"], minibatch["advantage"], minibatch["return"],
-                                clip_eps=ppo.clip_eps,
-                                vf_coef=ppo.vf_coef, ent_coef=ppo.ent_coef, clip_value=ppo.clip_value,
-                                normalize_advantages=ppo.normalize_advantages)
-
-            grads, metrics = jax.grad(loss_fn, has_aux=True)(params)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), metrics["loss"]
-
-        def epoch(carry, key):
-            order = jax.random.permutation(key, ppo.rollout_size)
-            return jax.lax.scan(minibatch_step, carry, order.reshape(ppo.num_minibatches, ppo.batch_size))
-
-        (params, opt_state), losses = jax.lax.scan(epoch, (params, opt_state),
-                                                   jax.random.split(key, ppo.update_epochs))
-        return params, opt_state, losses
-
-    return {"simulation": simulation, "observation": observation, "forward": forward, "update": update}
+    return {"simulation": simulation, "observation": observation, "forward": forward, "update": trainer.learn}
 
 
 def rollout_batch(obs, ppo, key):

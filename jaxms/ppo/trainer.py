@@ -17,6 +17,7 @@ minibatches gather their own rows by a random permutation of the flattened [T * 
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from typing import Any
 
 import jax
@@ -71,6 +72,10 @@ class Trainer:
     init: Any  # (key) -> RunnerState
     train_chunk: Any  # (RunnerState) -> (RunnerState, metrics with a leading [updates_per_chunk] axis)
     optimizer: optax.GradientTransformation
+    # (params, opt_state, batch, key) -> (params, opt_state, losses [epochs, minibatches]): the epochs x
+    # minibatches of one update on a flat rollout batch (keys obs, action, log_prob, value, advantage,
+    # return; leading axis [rollout_size]). Not jitted: part of `train_chunk`, exposed for benchmarks.
+    learn: Any
 
 
 def _learning_rate(config: PPOConfig, update: jax.Array) -> jax.Array:
@@ -131,8 +136,8 @@ def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
                                 env_steps=runner.env_steps + num_envs)
         return runner, (transition, step_metrics)
 
-    def update_minibatch(carry, indices):
-        params, opt_state, batch = carry
+    def update_minibatch(carry, indices, batch):
+        params, opt_state = carry
         minibatch = jax.tree.map(lambda x: x[indices], batch)
 
         def loss_fn(p):
@@ -146,15 +151,18 @@ def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         metrics["grad_norm"] = optax.tree.norm(grads)
-        return (params, opt_state, batch), metrics
+        return (params, opt_state), metrics
 
-    def update_epoch(carry, key):
-        params, opt_state, batch = carry
-        order = jax.random.permutation(key, config.rollout_size)
-        minibatches = order.reshape(config.num_minibatches, config.batch_size)
-        (params, opt_state, batch), metrics = jax.lax.scan(update_minibatch, (params, opt_state, batch),
-                                                           minibatches)
-        return (params, opt_state, batch), metrics
+    def learn(params, opt_state, batch, key):
+        # The batch is closed over, not carried, so the loops never copy it.
+        def update_epoch(carry, epoch_key):
+            order = jax.random.permutation(epoch_key, config.rollout_size)
+            minibatches = order.reshape(config.num_minibatches, config.batch_size)
+            return jax.lax.scan(partial(update_minibatch, batch=batch), carry, minibatches)
+
+        (params, opt_state), losses = jax.lax.scan(update_epoch, (params, opt_state),
+                                                   jax.random.split(key, config.update_epochs))
+        return params, opt_state, losses
 
     def one_update(runner: RunnerState, _):
         runner, (rollout, step_metrics) = jax.lax.scan(env_step, runner, None, length=num_steps)
@@ -167,9 +175,7 @@ def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
                  "log_prob": flat(rollout.log_prob), "value": flat(rollout.value),
                  "advantage": flat(advantages), "return": flat(returns)}
         key, epoch_key = jax.random.split(runner.key)
-        (params, opt_state, _), losses = jax.lax.scan(
-            update_epoch, (runner.params, runner.opt_state, batch),
-            jax.random.split(epoch_key, config.update_epochs))
+        params, opt_state, losses = learn(runner.params, runner.opt_state, batch, epoch_key)
         metrics = {name: value.mean() for name, value in losses.items()}
         metrics["explained_variance"] = explained_variance(rollout.value.ravel(), returns.ravel())
         metrics["learning_rate"] = _learning_rate(config, runner.update)
@@ -183,7 +189,7 @@ def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
         return jax.lax.scan(one_update, runner, None, length=config.updates_per_chunk)
 
     return Trainer(config=config, init=init, train_chunk=jax.jit(train_chunk, donate_argnums=0),
-                   optimizer=optimizer)
+                   optimizer=optimizer, learn=learn)
 
 
 def _step_metrics(done: jax.Array, info: dict, aux: dict) -> dict[str, jax.Array]:
