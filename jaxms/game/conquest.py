@@ -13,10 +13,19 @@ can pay for: bins before the boundary are taken whole, the boundary bin partly, 
 engine's ties are random too). The budget is spent in `Rules.conquest_substeps` rounds with the frontier
 recomputed in between, so tiles that become more surrounded during a tick are preferred, as in the engine.
 
+Defense posts (§5): a tile within reach of a completed defense post of its owner costs the attacker
+`defense_post_cost_factor` times the budget and `defense_post_loss_factor` times the troops. The post does
+not change the tile's priority, so a covered tile shares its bin with uncovered ones: the histogram counts
+covered tiles apart (a second half per pair, `Board.cover`), the plan prices a bin at its mean cost, every
+tile of a bin is taken with the same chance, and the troops and budget are then charged for exactly the
+tiles taken, covered or not.
+
 Simplifications, each measured against the plain-Python reference engine in tests/: a tile bordered by
 several attackers is claimed by one of them (the most surrounding, ties random) per round; a tile's age is
 its time on anyone's frontier (saturating at 15 ticks) and its k is today's, where the engine keeps the
-earliest heap entry with the k of its time; the boundary bin is sampled per tile.
+earliest heap entry with the k of its time; the boundary bin is sampled per tile; a tile's cover is
+that of the tick's start (a post captured during the tick still covers until the next; a tile taken in the
+first round keeps its old owner's cover if attacked again in the second).
 
 Execution. A tick touches few tiles of a large map, so the map is cut into 8 x 8 blocks and only blocks
 where some attack may have a frontier are read (`active_blocks`: one cheap pass over the map; later rounds
@@ -145,13 +154,22 @@ class Board(NamedTuple):
     """
 
     owner: jax.Array  # uint8[H', W']: tile (y, x) of the map at (y + 1, x + 1)
-    info: jax.Array  # uint8[H', W']: land (bit 7), terrain 0..2 (bits 4-5), frontier age 0..15 (bits 0-3)
+    info: jax.Array  # uint8[H', W']: land (bit 7), covered by a defense post of its owner (bit 6),
+    #                  terrain 0..2 (bits 4-5), frontier age 0..15 (bits 0-3)
     width: int  # the map's width: tile (y, x) has index y * width + x, as `hash_bits` over the whole map
     whole: bool  # read whole rather than by blocks
+    cover: bool = False  # bit 6 is read: costs come in 2 x 3 classes (terrain, then covered), not 3
+
+    @property
+    def cover_halves(self) -> int:
+        """1, or 2 when each (attacker, target) pair's histogram has a half for covered tiles."""
+        return 2 if self.cover else 1
 
 
 def new_board(owner: jax.Array, land: jax.Array, terrain: jax.Array, age: jax.Array) -> Board:
-    """The `Board` of a tick. owner: uint8[H, W]; land: bool[H, W]; terrain: uint8[H, W]; age: uint8[H, W]."""
+    """The `Board` of a tick. owner: uint8[H, W]; land: bool[H, W]; terrain: uint8[H, W]; age: uint8[H, W].
+
+    It has no cover: see `cover_board`."""
     height, width = owner.shape
     info = (jnp.where(land, 128, 0) | (jnp.minimum(terrain, NUM_TERRAIN - 1) << 4)
             | jnp.minimum(age, NUM_AGES - 1)).astype(jnp.uint8)
@@ -162,6 +180,33 @@ def new_board(owner: jax.Array, land: jax.Array, terrain: jax.Array, age: jax.Ar
         bottom = (-(-height // BLOCK) + 1) * BLOCK + 1 - height
         right = -(-width // BLOCK) * BLOCK + 1 - width
     return Board(_pad(owner, bottom, right), _pad(info, bottom, right), width, whole)
+
+
+def cover_board(board: Board, positions: jax.Array, owners: jax.Array, active: jax.Array,
+                radius: int) -> Board:
+    """`board` with its defense posts: bit 6 of `info` set on every tile within `radius` (Euclidean) of an
+    active post of the tile's owner, and `cover` on, so that the conquest reads that bit.
+
+    Args: positions: int32[S, 2], each post's (y, x) on the map; owners: uint8[S]; active: bool[S] (completed
+    posts; other slots are skipped). One window of (2 radius + 1)^2 tiles per slot, moved inside the board
+    where it would overhang, so the cost is S (2 radius + 1)^2 rather than a pass over the map. With no
+    active post the conquest's outcome is exactly that of the board without cover.
+    """
+    rows, cols = (min(2 * radius + 1, n) for n in board.owner.shape)
+    dy, dx = jnp.arange(rows)[:, None], jnp.arange(cols)[None, :]
+
+    def mark(slot, info):
+        y, x = positions[slot, 0] + 1, positions[slot, 1] + 1  # the map's tile (y, x) in the board
+        top = jnp.clip(y - radius, 0, board.owner.shape[0] - rows)
+        left = jnp.clip(x - radius, 0, board.owner.shape[1] - cols)
+        near = (top + dy - y) ** 2 + (left + dx - x) ** 2 <= radius**2
+        owned = jax.lax.dynamic_slice(board.owner, (top, left), (rows, cols)) == owners[slot]
+        window = jax.lax.dynamic_slice(info, (top, left), (rows, cols))
+        window = window | jnp.where(near & owned & active[slot], 64, 0).astype(jnp.uint8)
+        return jax.lax.dynamic_update_slice(info, window, (top, left))
+
+    info = jax.lax.fori_loop(0, positions.shape[0], mark, board.info)
+    return board._replace(info=info, cover=True)
 
 
 def _pad(grid: jax.Array, bottom: int, right: int) -> jax.Array:
@@ -327,8 +372,8 @@ def _segments(board: Board, tiles: _Tiles, live: jax.Array, seed: jax.Array, tok
     Every tile of an attack's target 4-adjacent to the attacker is on its frontier; a tile bordered by
     several attackers is claimed by the most surrounding one (two random bits per direction break ties).
     Args: live: bool[P + 1, P + 1]; seed: uint32[2]; token: see `_computed_once`.
-    Returns int32[N - 2 stride]: `(claimant * (P + 1) + target) * 1344 + bin` on a frontier, else at least
-    P1 * P1 * 1344.
+    Returns int32[N - 2 stride]: `(pair * h + covered) * 1344 + bin` on a frontier (pair: claimant * (P + 1)
+    + target; h: `Board.cover_halves`, covered 0 or 1 and always 0 when h = 1), else `_off_frontier`.
     """
     num_slots = live.shape[0]
     owner, info = _read(board, tiles, token)
@@ -365,9 +410,23 @@ def _segments(board: Board, tiles: _Tiles, live: jax.Array, seed: jax.Array, tok
     k = jnp.maximum(best >> 2, 1)
     draw = ((rand >> 8) % NUM_DRAWS).astype(jnp.int32)
     unsorted_bin = ((((info & 15) * NUM_K + k - 1) * NUM_TERRAIN + (info >> 4 & 3)) * NUM_DRAWS + draw)
-    pair = claimant * num_slots + target
-    return _computed_once(jnp.where(best >= 0, pair * NUM_BINS + unsorted_bin,
-                                    num_slots * num_slots * NUM_BINS), token)
+    group = claimant * num_slots + target
+    if board.cover:
+        group = group * 2 + (info >> 6 & 1)
+    return _computed_once(jnp.where(best >= 0, group * NUM_BINS + unsorted_bin,
+                                    _off_frontier(board, num_slots)), token)
+
+
+def _off_frontier(board: Board, num_slots: int) -> int:
+    """The segment of tiles on no frontier: past every (attacker, target, cover half, bin)."""
+    return num_slots * num_slots * board.cover_halves * NUM_BINS
+
+
+def _pair_bin(board: Board, segment: jax.Array) -> jax.Array:
+    """A segment without its cover half: `pair * 1344 + bin` (the segment itself when h = 1)."""
+    if not board.cover:
+        return segment
+    return segment // (2 * NUM_BINS) * NUM_BINS + segment % NUM_BINS
 
 
 def _sorted(segment: jax.Array, rules: Rules) -> jax.Array:
@@ -379,7 +438,8 @@ def _sorted(segment: jax.Array, rules: Rules) -> jax.Array:
 class Frontier(NamedTuple):
     """A round's frontier, found by `frontier_histogram` and taken by `take_tiles`."""
 
-    counts: jax.Array  # int32[P + 1, P + 1, 1344]: frontier tiles per (attacker, target, sorted bin)
+    counts: jax.Array  # int32[P + 1, P + 1, 1344]: frontier tiles per (attacker, target, sorted bin);
+    #                    int32[P + 1, P + 1, 2, 1344] on a board with cover: uncovered ones, then covered ones
     tiles: jax.Array  # int32[P + 1, P + 1]: frontier tiles per (attacker, target)
     saved: jax.Array  # int32: segments of the whole board, or [SAVED_CHUNKS + 1, ...] of the first chunks
     live: jax.Array  # bool[P + 1, P + 1]: the attacks that conquer this round
@@ -398,17 +458,19 @@ def frontier_histogram(board: Board, active: jax.Array | None, live: jax.Array, 
         live: bool[P + 1, P + 1], the attacks that conquer this round; seed: uint32[2], this round's.
     """
     num_slots = live.shape[0]
+    halves = board.cover_halves
 
     def count(counts, tiles, segment):
         return (counts.at[_sorted(segment, rules)].add(1, mode="drop"),
-                tiles.at[segment // NUM_BINS].add(1, mode="drop"))
+                tiles.at[segment // (halves * NUM_BINS)].add(1, mode="drop"))
 
-    counts = jnp.zeros(num_slots * num_slots * NUM_BINS, jnp.int32)
+    shape = (*live.shape, NUM_BINS) if halves == 1 else (*live.shape, 2, NUM_BINS)
+    counts = jnp.zeros(num_slots * num_slots * halves * NUM_BINS, jnp.int32)
     tiles = jnp.zeros(num_slots * num_slots, jnp.int32)
     if board.whole:
         segment = _segments(board, _whole(board), live, seed, live.sum() >= 0)
         counts, tiles = count(counts, tiles, segment)
-        return Frontier(counts.reshape(*live.shape, NUM_BINS), tiles.reshape(live.shape), segment, live, seed)
+        return Frontier(counts.reshape(shape), tiles.reshape(live.shape), segment, live, seed)
 
     num_rows, cols = _block_counts(board)
     ids, num_chunks = block_list(active)
@@ -422,8 +484,7 @@ def frontier_histogram(board: Board, active: jax.Array | None, live: jax.Array, 
 
     counts, tiles, saved = jax.lax.fori_loop(
         0, num_chunks, count_chunk, (counts, tiles, jnp.zeros((SAVED_CHUNKS + 1, chunk_tiles), jnp.int32)))
-    return Frontier(counts.reshape(*live.shape, NUM_BINS), tiles.reshape(live.shape), saved, live, seed, ids,
-                    num_chunks)
+    return Frontier(counts.reshape(shape), tiles.reshape(live.shape), saved, live, seed, ids, num_chunks)
 
 
 def _windows(flat: jax.Array) -> jax.Array:
@@ -462,12 +523,15 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
         mark_frontier: also return which tiles were on a frontier.
         find_next: also return the blocks that may hold frontier tiles in the next round.
     Returns:
-        board: with the new owners; taken: float32[P + 1, P + 1, 3] tiles taken per (attacker, target,
-        terrain), exactly those changed in the board; frontier: bool in `Board.owner`'s layout, or None;
-        active: for `frontier_histogram` of the next round (None for a board read whole), or None.
+        board: with the new owners; taken: float32[P + 1, P + 1, C] tiles taken per (attacker, target, cost
+        class), exactly those changed in the board, the class being the terrain (C = 3), or on a board with
+        `cover` the terrain plus 3 for tiles covered by a defense post (C = 6); frontier: bool in
+        `Board.owner`'s layout, or None; active: for `frontier_histogram` of the next round (None for a
+        board read whole), or None.
     """
     num_slots = frontier.live.shape[0]
-    off_frontier = num_slots * num_slots * NUM_BINS
+    halves = board.cover_halves
+    off_frontier = _off_frontier(board, num_slots)
     takes, counts = takes.ravel(), frontier.counts.ravel()
 
     def take(tiles, segment, owner, taken, marks, token):
@@ -475,14 +539,23 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
         # 24 random bits as a uniform in [0, 1): a tile of the boundary bin is taken with its bin's share.
         tie = hash_bits(frontier.seed[1], _map_index(board, place))
         sorted_segment = _sorted(segment, rules)
-        chance = (takes.at[sorted_segment].get(mode="fill", fill_value=0.0)  # 0 off the frontier
-                  / counts.at[sorted_segment].get(mode="fill", fill_value=1))
+        if halves == 1:
+            chance = (takes.at[sorted_segment].get(mode="fill", fill_value=0.0)  # 0 off the frontier
+                      / counts.at[sorted_segment].get(mode="fill", fill_value=1))
+        else:
+            # Covered or not, a bin's tiles are taken with the same chance: its takes over both halves' tiles.
+            uncovered = sorted_segment - (segment // NUM_BINS % 2) * NUM_BINS
+            chance = (takes.at[_sorted(_pair_bin(board, segment), rules)].get(mode="fill", fill_value=0.0)
+                      / (counts.at[uncovered].get(mode="fill", fill_value=1)
+                         + counts.at[uncovered + NUM_BINS].get(mode="fill", fill_value=0)))
         pair = jnp.where((tie >> 8).astype(jnp.float32) * (1.0 / (1 << 24)) < chance, segment // NUM_BINS, -1)
-        pair = _computed_once(pair, token)  # the taking (attacker, target) pair, -1 if not taken
+        # The taking (attacker, target) pair (times 2, plus 1 if covered, on a board with cover); -1 if not
+        # taken.
+        pair = _computed_once(pair, token)
         owner = owner.ravel().at[jnp.where(pair >= 0, place, owner.size)].set(
-            (pair // num_slots).astype(jnp.uint8), mode="drop").reshape(owner.shape)
+            (pair // (num_slots * halves)).astype(jnp.uint8), mode="drop").reshape(owner.shape)
         terrain = segment % NUM_BINS // NUM_DRAWS % NUM_TERRAIN
-        off = num_slots * num_slots * NUM_TERRAIN
+        off = num_slots * num_slots * halves * NUM_TERRAIN
         taken = taken.at[jnp.where(pair >= 0, pair * NUM_TERRAIN + terrain, off)].add(1, mode="drop")
         if mark_frontier:
             marks = marks.ravel().at[jnp.where(segment < off_frontier, place, marks.size)].set(
@@ -490,7 +563,7 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
         return owner, taken, marks, pair
 
     marks = jnp.zeros(board.owner.shape if mark_frontier else (), bool)
-    taken = jnp.zeros(num_slots * num_slots * NUM_TERRAIN, jnp.int32)
+    taken = jnp.zeros(num_slots * num_slots * halves * NUM_TERRAIN, jnp.int32)
     if board.whole:
         owner, taken, marks, _ = take(_whole(board), frontier.saved, board.owner, taken, marks,
                                       frontier.live.sum() >= 0)
@@ -518,8 +591,29 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
         owner, taken, marks, flags = jax.lax.fori_loop(kept, frontier.num_chunks,
                                                        partial(take_chunk, saved=False), carry)
         flags = flags[:-1] if find_next else None
-    taken = taken.astype(jnp.float32).reshape(num_slots, num_slots, NUM_TERRAIN)
+    taken = taken.astype(jnp.float32).reshape(num_slots, num_slots, halves * NUM_TERRAIN)
     return board._replace(owner=owner), taken, marks if mark_frontier else None, flags
+
+
+def by_terrain(taken: jax.Array) -> jax.Array:
+    """float32[P + 1, P + 1, 3]: tiles taken per terrain, covered or not (`taken`: see `take_tiles`)."""
+    if taken.shape[-1] == NUM_TERRAIN:
+        return taken
+    return taken[..., :NUM_TERRAIN] + taken[..., NUM_TERRAIN:]
+
+
+def charged(taken: jax.Array, per_tile: jax.Array, cover_factor: float) -> jax.Array:
+    """float32[P + 1, P + 1]: the total of a per-tile value over the tiles taken.
+
+    Args:
+        taken: float32[P + 1, P + 1, C], per cost class (`take_tiles`: 3 terrains, then 3 covered ones).
+        per_tile: float32[P + 1, P + 1, 3], the value of an uncovered tile per terrain (`pair_tile_values`);
+            a covered tile's is `cover_factor` times as much.
+    """
+    total = (taken[..., :NUM_TERRAIN] * per_tile).sum(axis=-1)
+    if taken.shape[-1] > NUM_TERRAIN:  # added apart, so that with no covered tile the sum is unchanged
+        total = total + (taken[..., NUM_TERRAIN:] * (per_tile * cover_factor)).sum(axis=-1)
+    return total
 
 
 def _exclusive_cumsum(x: jax.Array) -> jax.Array:
@@ -543,11 +637,15 @@ def plan_takes(counts: jax.Array, budget: jax.Array, attack_troops: jax.Array, c
     Tiles go in bin order while budget remains and while the attack has at least one troop before the tile.
     In the final round a tile is taken if the budget before it is positive (so the last one may overdraw,
     as in the engine); earlier rounds take only tiles their share pays for whole, so a tick overdraws once.
-    Only (attacker, target) pairs with a budget are planned, `PLAN_PAIRS` at a time.
-    Args: counts: int32[P + 1, P + 1, 1344]; budget, attack_troops: float32[P + 1, P + 1];
-        cost, attacker_loss: float32[P + 1, P + 1, 3].
+    Only (attacker, target) pairs with a budget are planned, `PLAN_PAIRS` at a time. A bin holding tiles
+    covered by a defense post is priced at its tiles' mean cost and loss, since its tiles are taken at
+    random whether covered or not.
+    Args: counts: `Frontier.counts`, int32[P + 1, P + 1, 1344] or, with cover, [P + 1, P + 1, 2, 1344];
+        budget, attack_troops: float32[P + 1, P + 1]; cost, attacker_loss: float32[P + 1, P + 1, 3], per
+        terrain on uncovered tiles.
     """
     num_pairs = counts.shape[0] * counts.shape[1]
+    with_cover = counts.ndim == 4
     group = min(PLAN_PAIRS, num_pairs)
     pairs, num_groups = _compact(budget.ravel() > 0, group)  # no budget, nothing taken
     terrain = jnp.asarray(_priority_tables(rules)[1])
@@ -563,8 +661,15 @@ def plan_takes(counts: jax.Array, budget: jax.Array, attack_troops: jax.Array, c
             return values.reshape(num_pairs, -1).at[chosen].get(mode="fill", fill_value=0)
 
         n = _computed_once(rows(counts), step >= 0).astype(jnp.float32)
+        if with_cover:
+            n, n_covered = n[:, :NUM_BINS] + n[:, NUM_BINS:], n[:, NUM_BINS:]
         pair_cost, pair_loss = rows(cost), rows(attacker_loss)
         bin_cost, bin_loss = by_bin(pair_cost), by_bin(pair_loss)
+        if with_cover:
+            # Written so that a bin with no covered tile keeps exactly its terrain's values.
+            share = n_covered / jnp.maximum(n, 1.0)
+            bin_cost = bin_cost + share * (bin_cost * (rules.defense_post_cost_factor - 1.0))
+            bin_loss = bin_loss + share * (bin_loss * (rules.defense_post_loss_factor - 1.0))
         cost_before, loss_before = _exclusive_cumsum(jnp.stack([n * bin_cost, n * bin_loss]))
         budget_left = rows(budget) - cost_before
         troops_left = rows(attack_troops) - loss_before
@@ -576,4 +681,4 @@ def plan_takes(counts: jax.Array, budget: jax.Array, attack_troops: jax.Array, c
         return takes.at[chosen].set(planned, mode="drop")
 
     takes = jax.lax.fori_loop(0, num_groups, plan_group, jnp.zeros((num_pairs, NUM_BINS), jnp.float32))
-    return takes.reshape(counts.shape)
+    return takes.reshape(*counts.shape[:2], NUM_BINS)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jaxms.game.conquest import NEIGHBOURS, frontier_histogram, pair_tile_values, plan_takes, shift
 from jaxms.game.rules import PlayerKind, Rules
 from jaxms.game.state import GameState, MapArrays
-from jaxms.game.structures import capture_structures
+from jaxms.game.structures import active_defense_posts, capture_structures
 
 # A bot policy queues orders: `bots(state, arrays, key, rules) -> state` (see game/bots.py).
 Policy = Callable[[GameState, MapArrays, jax.Array, Rules], GameState]
@@ -111,7 +111,7 @@ def focused_age(state: GameState, rules: Rules, player: int = 1) -> jax.Array:
 
 def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -> GameState:
     """Every conquering attack spends this tick's budget (see game/conquest.py); attacks end as in §5."""
-    from jaxms.game.conquest import active_blocks, new_board, take_tiles
+    from jaxms.game.conquest import active_blocks, by_terrain, charged, cover_board, new_board, take_tiles
 
     num_slots = state.troops.shape[0]
     height, width = state.owner.shape
@@ -121,7 +121,12 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
     jitter = jax.random.randint(jitter_key, live.shape, 0, rules.budget_jitter_max + 1).astype(jnp.float32)
 
     # Rounds read and write only the blocks of the map where a frontier may be (see game/conquest.py).
+    # Tiles covered by their owner's defense posts cost more; a game with no structure slots (no nations)
+    # can have no post, and its conquest is exactly the one without posts.
     board = new_board(state.owner, arrays.land, arrays.terrain, focused_age(state, rules))
+    if rules.defense_posts and state.structure_kind.shape[0] > 0:
+        board = cover_board(board, state.structure_pos, state.structure_owner, active_defense_posts(state),
+                            rules.defense_post_radius)
     troops, tiles, attacks = state.troops, state.tiles, state.attacks
     taken_total = jnp.zeros(live.shape, jnp.float32)
     active = active_blocks(board, live & (attacks >= 1.0))
@@ -141,16 +146,17 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
         share = budget_left / (rules.conquest_substeps - round_index)
         takes = plan_takes(found.counts, jnp.where(conquering, share, 0.0), attacks, cost, attacker_loss,
                            rules, final_round=round_index == rules.conquest_substeps - 1)
-        # Take them: `taken` counts exactly the tiles that changed hands, per (attacker, target, terrain).
+        # Take them: `taken` counts exactly the tiles that changed hands, per (attacker, target, cost class:
+        # the terrain, and whether a defense post covers the tile).
         board, taken, marked, active = take_tiles(
             board, found, takes, rules, mark_frontier=round_index == 0,
             find_next=round_index < rules.conquest_substeps - 1)
         if round_index == 0:
             on_frontier = marked[1:height + 1, 1:width + 1]
         taken_pairs = taken.sum(axis=-1)
-        budget_left = budget_left - (taken * cost).sum(axis=-1)
-        attacks = jnp.maximum(attacks - (taken * attacker_loss).sum(axis=-1), 0.0)
-        defender_losses = (taken * defender_loss).sum(axis=(0, 2))
+        budget_left = budget_left - charged(taken, cost, rules.defense_post_cost_factor)
+        attacks = jnp.maximum(attacks - charged(taken, attacker_loss, rules.defense_post_loss_factor), 0.0)
+        defender_losses = (by_terrain(taken) * defender_loss).sum(axis=(0, 2))
         troops = jnp.maximum(troops - defender_losses.at[0].set(0.0), 0.0)
         tiles = (tiles + taken_pairs.sum(axis=1).astype(jnp.int32)
                  - taken_pairs.sum(axis=0).astype(jnp.int32))

@@ -80,9 +80,12 @@ class Rules:
     defense_post_cost_step: float = 50_000.0  # cost min(max, step (posts owned + 1))
     defense_post_cost_max: float = 250_000.0
     defense_post_build_ticks: int = 50
-    defense_post_radius: int = 30
+    defense_post_radius: int = 30  # Euclidean: a post covers its owner's tiles with dy^2 + dx^2 <= 30^2
     defense_post_loss_factor: float = 5.0  # attacker losses on covered tiles ("mag" x5)
     defense_post_cost_factor: float = 3.0  # budget cost of covered tiles ("speed" x3)
+    # Whether posts act on conquest at all (False: they are built and captured but protect nothing, which
+    # also skips the per-tick cover computation).
+    defense_posts: bool = True
     structure_min_distance: int = 15
     tiles_per_structure: int = 1500  # above one structure per this many tiles, nations upgrade instead
     defense_posts_per_city: float = 0.25
@@ -105,5 +108,10 @@ class Rules:
             raise ValueError(f"conquest_substeps must be >= 1, got {self.conquest_substeps}")
         if self.spawn_min_distance < 0:
             raise ValueError(f"spawn_min_distance must be >= 0, got {self.spawn_min_distance}")
+        if self.defense_post_radius < 0:
+            raise ValueError(f"defense_post_radius must be >= 0, got {self.defense_post_radius}")
+        if self.defense_post_loss_factor <= 0 or self.defense_post_cost_factor <= 0:
+            raise ValueError("defense_post_loss_factor and defense_post_cost_factor must be > 0, got "
+                             f"{self.defense_post_loss_factor} and {self.defense_post_cost_factor}")
         if not 0.5 <= self.win_land_share <= 1.0:
             raise ValueError(f"win_land_share must be in [0.5, 1], got {self.win_land_share}")

@@ -5,7 +5,7 @@ A slot is empty (kind 0), a city or a defense post, with an owner, a tile, a lev
 construction completes. Effects:
 - completed city levels raise their owner's max troops (`GameState.city_levels`, summed per owner);
 - a completed defense post makes its owner's tiles within radius 30 cost x3 budget and x5 attacker losses
-  (`defense_cover`, read by the conquest);
+  (`defense_cover`; the conquest marks the same tiles in its grids, `conquest.cover_board`);
 - a captured city changes hands; a captured defense post is destroyed; a tribe deletes what it captured.
 
 Nations build on their phase tick and at 1/3 and 2/3 of their interval: cities first, then a defense post
@@ -55,10 +55,16 @@ def capture_structures(state: GameState) -> GameState:
     return state.replace(city_levels=city_levels(state))
 
 
+def active_defense_posts(state: GameState) -> jax.Array:
+    """bool[S]: the slots holding a completed defense post (the only ones that protect)."""
+    return (state.structure_kind == DEFENSE_POST) & (state.structure_ready <= state.tick)
+
+
 def defense_cover(state: GameState, rules: Rules) -> jax.Array:
     """bool[H, W]: tiles within `defense_post_radius` of a completed defense post of the tile's owner.
 
-    One fixed-size window per slot (2r + 1 square), so the cost is S (2r + 1)^2, not S x H x W.
+    One fixed-size window per slot (2r + 1 square), so the cost is S (2r + 1)^2, not S x H x W. (The
+    conquest marks the same tiles in its own grids: `conquest.cover_board`.)
     """
     height, width = state.owner.shape
     radius = rules.defense_post_radius
@@ -66,7 +72,7 @@ def defense_cover(state: GameState, rules: Rules) -> jax.Array:
     offsets = jnp.arange(size) - radius
     disk = offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2
     padded_owner = jnp.pad(state.owner, radius, constant_values=0)
-    active = (state.structure_kind == DEFENSE_POST) & (state.structure_ready <= state.tick)
+    active = active_defense_posts(state)
 
     def add(slot, cover):
         y, x = state.structure_pos[slot, 0], state.structure_pos[slot, 1]
