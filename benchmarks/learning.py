@@ -16,7 +16,9 @@ within 80 steps, a limit at which the tribe AI wins about a third of its games: 
 expanding faster than the scripted rules do.
 
 Training settings (chosen on this 2-core CPU, where env steps are the budget): a quarter-width network,
-16 envs x 32 steps per update, minibatches of 128, 4 epochs, learning rate 1e-3.
+16 envs x 32 steps per update, minibatches of 128, 4 epochs, learning rate 1e-3 decaying linearly to 0
+over 120,000 steps (what 20 minutes hold on a quiet machine). With a constant 1e-3 the win rate peaked
+mid-run and fell back (benchmarks/results of 2026-11-24, commit 4d250c3).
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ def main() -> None:
     parser.add_argument("--num-bots", type=int, default=5)
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--games", type=int, default=50)
+    parser.add_argument("--total-timesteps", type=int, default=120_000,
+                        help="the learning rate decays linearly to 0 over these steps (~20 quiet minutes)")
     parser.add_argument("--obs", default="multi", choices=("multi", "single"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-steps", type=int, default=80, help="steps per game (see above)")
@@ -83,7 +87,8 @@ def main() -> None:
     args = parser.parse_args()
 
     config = TrainConfig(map=args.map, num_bots=args.num_bots, obs=args.obs, seed=args.seed,
-                         total_timesteps=10**9, max_minutes=args.minutes, max_steps=args.max_steps,
+                         total_timesteps=args.total_timesteps, lr_schedule="linear",
+                         max_minutes=args.minutes, max_steps=args.max_steps,
                          output_dir=args.output_dir, name=f"learning_{args.obs}", eval_every=0,
                          image_every=0, checkpoint_every=20, network_width=0.25, learning_rate=1e-3,
                          n_envs=16, n_steps=32, batch_size=128, update_epochs=4,
