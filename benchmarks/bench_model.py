@@ -91,6 +91,8 @@ def main() -> None:
                         choices=["float32", "bfloat16"])
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--no-attention", action="store_true")
+    parser.add_argument("--conv", default="auto", choices=("auto", "patches", "xla"),
+                        help="how convolutions are computed (NetworkConfig.conv; auto = patches on CPU)")
     parser.add_argument("--out-dir", type=Path, default=None)
     parser.add_argument("--name", default="bench_model", help="results file name (without extension)")
     args = parser.parse_args()
@@ -109,7 +111,8 @@ def main() -> None:
     cases = [(dtype, obs, what) for dtype in args.dtypes for obs in ("single", "multi")
              for what in ("forward", "forward+backward")]
     for dtype, obs, what in tqdm(cases, desc="bench_model", disable=None):
-        config = NetworkConfig(obs=obs, dtype=dtype, width=args.width, attention=not args.no_attention)
+        config = NetworkConfig(obs=obs, dtype=dtype, width=args.width, attention=not args.no_attention,
+                               conv=args.conv)
         net = make_network(config)
         batch = net.example_observation(0, (args.batch,), global_size=global_size, local_size=local_size,
                                         tactical_size=tactical_size, channels=args.channels,
@@ -147,7 +150,8 @@ def main() -> None:
                  "ms_per_batch": f"(best; worst of the run {min(matmul_rates) / 1e9:.0f} GFLOP/s)"})
     views = f"{global_size}/{local_size}/{tactical_size}"
     title = (f"Network speed, batch {args.batch}, views {views} (single: {global_size}), "
-             f"C={args.channels}, F={args.features}, width={args.width}, attention={not args.no_attention} "
+             f"C={args.channels}, F={args.features}, width={args.width}, attention={not args.no_attention}, "
+             f"conv={args.conv} "
              f"(best of {args.repeats}; load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}; "
              f"JAX {jax.__version__} on {jax.devices()[0].platform})")
     columns = ["network", "dtype", "pass", "batch", "params", "ms_per_batch", "samples_per_s",
