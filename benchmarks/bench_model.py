@@ -20,14 +20,13 @@ import argparse
 import math
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
-from common import write_results
+from common import call_times, write_results
 from tqdm import tqdm
 
 from jaxms.nn import NetworkConfig, entropy, log_prob, make_network, total_parameters
@@ -37,13 +36,7 @@ MATMUL_SIZE = 2048
 
 def best_time(fn, *args, repeats: int) -> float:
     """Best wall time of `fn(*args)` over `repeats` runs, after one warm-up run."""
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return min(call_times(fn, *args, repeats=repeats))
 
 
 def xla_flops(jitted, *args) -> float:

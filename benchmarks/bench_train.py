@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import jax
 import jax.numpy as jnp
 import numpy as np
-from common import write_results
+from common import call_times, write_results
 from tqdm import tqdm
 
 from jaxms.config import TrainConfig, detect_device, resolve
@@ -171,13 +171,7 @@ def lower_and_compile(jitted, *args) -> tuple[object, float, float]:
 
 def median_seconds(fn, *args, repeats: int) -> float:
     """Median wall time of `fn(*args)` (blocked on) over `repeats` calls, after one warm-up call."""
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.median(call_times(fn, *args, repeats=repeats)))
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,3 +57,16 @@ def write_results(name: str, rows: list[dict], columns: list[str], title: str,
     md_path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return json_path, md_path
+
+
+def call_times(fn, *args, repeats: int) -> list[float]:
+    """Wall times (s) of `repeats` calls of `fn(*args)`, each blocked on, after one warm-up call."""
+    import jax
+
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return times
