@@ -53,7 +53,7 @@ class Conv2D(nn.Module):
     """A 2-D convolution with `nn.Conv`'s parameters ("kernel" [kh, kw, Cin, Cout], "bias" [Cout]), so
     checkpoints do not depend on how it is computed:
 
-    - "xla": `lax.conv_general_dilated` (via `nn.Conv`'s own call), best on accelerators;
+    - "xla": one `lax.conv_general_dilated` (what `nn.Conv` computes), best on accelerators;
     - "patches": the kh * kw shifted, strided slices of the padded input concatenated on channels, then one
       matmul with the flattened kernel. On XLA:CPU a convolution's gradient inside a loop body (our
       `lax.scan` over minibatches) loses its fast layout and runs 20-60x slower than outside one

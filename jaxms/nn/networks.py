@@ -101,14 +101,9 @@ class MultiScaleActorCritic(nn.Module):
     def __call__(self, obs: dict) -> tuple[jax.Array, jax.Array, dict]:
         cfg = self.config
         dtype = cfg.compute_dtype
-        conv_impl = resolve_conv_impl(cfg.conv)
         batch_shape = _check_observation(obs, MULTI_KEYS, self.num_actions)
-        embeddings = [
-            ScaleBranch(cfg.conv_channels, cfg.scale_embed, cfg.attention, dtype, conv_impl,
-                        name=f"{scale}_branch")(
-                _flat_view(obs[f"{scale}_map"], batch_shape))
-            for scale in SCALES
-        ]
+        embeddings = [_scale_branch(cfg, f"{scale}_branch")(_flat_view(obs[f"{scale}_map"], batch_shape))
+                      for scale in SCALES]
         scales = jnp.stack(embeddings, axis=1)  # [N, 3, D]
         features = obs["features"].reshape(-1, obs["features"].shape[-1]).astype(dtype)
         scalar = ScalarMLP(cfg.scalar_embed, dtype, name="scalar_mlp")(features)  # [N, 128]
@@ -125,6 +120,12 @@ class MultiScaleActorCritic(nn.Module):
         return logits.reshape(*batch_shape, self.num_actions), value.reshape(batch_shape), aux
 
 
+def _scale_branch(cfg: NetworkConfig, name: str) -> ScaleBranch:
+    """One view's CNN branch as `cfg` sets it (called inside a parent's compact __call__, which owns it)."""
+    return ScaleBranch(cfg.conv_channels, cfg.scale_embed, cfg.attention, cfg.compute_dtype,
+                       resolve_conv_impl(cfg.conv), name=name)
+
+
 class SingleScaleActorCritic(nn.Module):
     """One branch on "map" + scalar MLP, fusion, heads.
 
@@ -139,11 +140,8 @@ class SingleScaleActorCritic(nn.Module):
     def __call__(self, obs: dict) -> tuple[jax.Array, jax.Array, dict]:
         cfg = self.config
         dtype = cfg.compute_dtype
-        conv_impl = resolve_conv_impl(cfg.conv)
         batch_shape = _check_observation(obs, SINGLE_KEYS, self.num_actions)
-        embedding = ScaleBranch(cfg.conv_channels, cfg.scale_embed, cfg.attention, dtype, conv_impl,
-                                name="map_branch")(
-            _flat_view(obs["map"], batch_shape))
+        embedding = _scale_branch(cfg, "map_branch")(_flat_view(obs["map"], batch_shape))
         features = obs["features"].reshape(-1, obs["features"].shape[-1]).astype(dtype)
         scalar = ScalarMLP(cfg.scalar_embed, dtype, name="scalar_mlp")(features)
         hidden = Fusion(cfg.fusion, dtype, name="fusion")(jnp.concatenate([embedding, scalar], axis=-1))
