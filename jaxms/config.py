@@ -19,6 +19,7 @@ from typing import Any
 DEVICES = ("auto", "cpu", "cuda", "gpu", "mps")
 OBS_MODES = ("multi", "single")
 REWARDS = ("share", "rank")
+TIME_LIMITS = ("truncate", "lose")  # jaxms.env.territory.TIME_LIMITS (not imported: config stays jax-free)
 # device -> (n_envs, batch_size, n_steps): the earlier system's recommended settings.
 DEVICE_DEFAULTS = {"cuda": (8, 256, 1024), "mps": (4, 64, 512), "cpu": (2, 32, 256)}
 # On CPU, maps up to this many tiles train with more, shorter rollouts (cheap steps, quick feedback).
@@ -54,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     ticks_per_step: int = 10
     max_steps: int = 1000
+    time_limit: str = "truncate"  # what max_steps means: "truncate" (bootstrapped) or "lose" (a timed game)
     reset_pool_size: int = 16  # start positions made at launch for auto-reset (0: a fresh game every reset)
     reward: str = "share"
     network_width: float = 1.0
@@ -74,6 +76,7 @@ class TrainConfig:
         _check_choice("device", self.device, DEVICES)
         _check_choice("obs", self.obs, OBS_MODES)
         _check_choice("reward", self.reward, REWARDS)
+        _check_choice("time_limit", self.time_limit, TIME_LIMITS)
         for name in ("num_bots", "frame_stack", "total_timesteps", "ticks_per_step", "max_steps",
                      "update_epochs", "updates_per_chunk", "checkpoint_every", "keep_checkpoints",
                      "eval_every", "eval_games", "image_every", "seed", "reset_pool_size"):

@@ -25,6 +25,7 @@ from jaxms.config import (
     DEVICES,
     OBS_MODES,
     REWARDS,
+    TIME_LIMITS,
     TrainConfig,
     detect_device,
     load_config_file,
@@ -56,7 +57,9 @@ FLAG_HELP = {
     "seed": "random seed (same seed, same run)",
     "ticks_per_step": "game ticks per env step (10: an attack runs ~50 ticks, so the agent re-aims ~5 times; "
                       "see benchmarks/bench_action_horizon.py)",
-    "max_steps": "env steps before an episode is truncated",
+    "max_steps": "env steps before an episode ends (see --time-limit)",
+    "time_limit": "truncate: max_steps cuts episodes short for training (PPO bootstraps the rest of the game); "
+                  "lose: a timed game, lost unless won within max_steps (the agent sees the time left)",
     "reset_pool_size": "start positions made at launch that finished episodes restart from (0: a fresh game "
                        "each time, slower)",
     "reward": "share: change in land share x10, +1 win / -1 loss; rank: the earlier system's rank reward",
@@ -86,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         kind = {"int": int, "float": float, "str": str, "int | None": int, "str | None": str,
                 "float | None": float}[field.type]
-        choices = {"device": DEVICES, "obs": OBS_MODES, "reward": REWARDS,
+        choices = {"device": DEVICES, "obs": OBS_MODES, "reward": REWARDS, "time_limit": TIME_LIMITS,
                    "lr_schedule": ("constant", "linear"), "network_dtype": ("float32", "bfloat16")}
         parser.add_argument(flag, type=kind, default=None, choices=choices.get(field.name), help=help_text)
     return parser
@@ -130,6 +133,7 @@ def build_run(config: TrainConfig, agent_autopilot: bool = False):
     observer = make_observer(config.obs, (game_map.height, game_map.width), **overrides)
     env = make_env(game_map, num_bots=config.num_bots, nations=config.nations,
                    ticks_per_step=config.ticks_per_step, max_steps=config.max_steps, reward=config.reward,
+                   time_limit=config.time_limit,
                    observer=observer, seed=config.seed, agent_autopilot=agent_autopilot,
                    reset_pool_size=config.reset_pool_size)
     network = make_network(NetworkConfig(obs=config.obs, dtype=config.network_dtype,

@@ -117,6 +117,34 @@ def test_truncation_is_not_termination_and_the_env_auto_resets():
     assert not (np.asarray(info["final_observation"]["map"]) == np.asarray(obs["map"])).all()
 
 
+def test_a_timed_game_ends_lost_at_the_limit_and_shows_the_time_left():
+    from jaxms.env.observe import FEATURE_NAMES, NUM_FEATURES
+
+    env = make_env(PLAINS, num_bots=2, max_steps=4, reset_pool_size=2, time_limit="lose", obs="single")
+    env_step = jax.jit(env.step)
+    obs, state = jax.jit(env.reset)(jax.random.key(0), env.default_params)
+    time_feature = FEATURE_NAMES.index("time")
+
+    def times(o):  # the time feature of each stacked frame, oldest first
+        return np.asarray(o["features"]).reshape(-1, NUM_FEATURES)[:, time_feature]
+
+    np.testing.assert_allclose(times(obs), 0.0)
+    for i in range(4):
+        obs, state, reward, done, info = env_step(jax.random.key(i), state, action("WAIT"), env.default_params)
+        if i < 3:
+            assert not bool(done)
+            assert times(obs)[-1] == pytest.approx((i + 1) / 4) and times(obs)[-2] == pytest.approx(i / 4)
+    # The 4th step ends the game: terminated (nothing to bootstrap), lost, and the next game starts at 0.
+    assert bool(done) and bool(info["terminated"]) and not bool(info["truncated"]) and not bool(info["won"])
+    assert float(reward) == pytest.approx(float(env.default_params.loss_reward))
+    assert times(info["final_observation"])[-1] == pytest.approx(1.0)
+    np.testing.assert_allclose(times(obs), 0.0)
+    # The default keeps the game's own clock (tick / Rules.max_ticks) and truncates.
+    assert ENV.time_limit == "truncate"
+    with pytest.raises(ValueError, match="accepted are truncate, lose"):
+        make_env(PLAINS, time_limit="end")
+
+
 def test_dying_terminates_with_the_loss_reward():
     state = alone_in_the_middle()
     g = game.set_territory(state.game, np.where(np.asarray(state.game.owner) == 1, 0,

@@ -82,6 +82,15 @@ def test_bad_flags_and_files_say_what_is_accepted(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--n-envs", "0"])
     assert "--n-envs must be a positive integer" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--time-limit", "never"])
+    assert "invalid choice: 'never'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="accepted"):
+        TrainConfig(time_limit="never")
+    from jaxms import config
+    from jaxms.env import territory
+
+    assert config.TIME_LIMITS == territory.TIME_LIMITS and config.REWARDS == territory.REWARDS
     assert main(["--map", "atlantis_of_dreams", "--output-dir", str(tmp_path)]) == 2
     assert "atlantis_of_dreams" in capsys.readouterr().err
     assert main(["--device", "mps"]) == 2

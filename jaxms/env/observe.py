@@ -58,7 +58,8 @@ Features (float32, 16 per frame, frame-stacked like the maps: 16 x frame_stack),
  4 share change since the last step, tanh(100 x change): 0.1% of the land -> 0.1, 1% -> 0.76
  5 rank by tiles, (rank - 1) / (players - 1): 0 first, 1 last (or dead)
  6 border pressure x / (1 + x), x = troops of attacks on the agent / its troops
- 7 troops per tile, log-scaled like the troop channels        8 time, tick / Rules.max_ticks
+ 7 troops per tile, log-scaled like the troop channels        8 time used, tick / Rules.max_ticks, or
+   the env's own clock when it passes `time` (a timed game: steps taken / steps allowed)
  9 distance from the local centre to the nearest enemy land (global grid), / map diagonal; 1 if none
  10 share of players alive       11 committed troops, attacking / (attacking + at home)
  12-15 local window centre (y / H, x / W), tactical window centre (y / H, x / W)
@@ -402,10 +403,15 @@ class Observer:
         entries["action_mask"] = spaces.Box(0, 1, (NUM_ACTIONS,), jnp.bool_)
         return spaces.Dict(entries)
 
-    def init(self, game: GameState, arrays: MapArrays, mask: jax.Array) -> tuple[dict, dict]:
-        """First observation of an episode: every frame of the stack is a copy of this one."""
+    def init(self, game: GameState, arrays: MapArrays, mask: jax.Array, time: jax.Array | None = None
+             ) -> tuple[dict, dict]:
+        """First observation of an episode: every frame of the stack is a copy of this one.
+
+        `time` (float32[] in [0, 1], optional): the share of the game's time used, for the "time" feature;
+        by default tick / Rules.max_ticks. An env whose episodes end at a step limit passes its own clock.
+        """
         share = self._share(game, arrays)
-        frame, features, _ = self._frame(game, arrays, share)
+        frame, features, _ = self._frame(game, arrays, share, time)
         k = self.config.frame_stack
         memory = {"frames": {name: jnp.concatenate([stacked] * k, axis=-1)
                              for name, (stacked, _) in frame.items()},
@@ -413,9 +419,11 @@ class Observer:
                   "share": share}
         return self._assemble(frame, memory, mask), memory
 
-    def observe(self, game: GameState, arrays: MapArrays, mask: jax.Array, memory: dict) -> tuple[dict, dict]:
-        """Observation after a step: the newest frame enters the stack, the oldest leaves."""
-        frame, features, _ = self._frame(game, arrays, memory["share"])
+    def observe(self, game: GameState, arrays: MapArrays, mask: jax.Array, memory: dict,
+                time: jax.Array | None = None) -> tuple[dict, dict]:
+        """Observation after a step: the newest frame enters the stack, the oldest leaves (`time`: see
+        `init`)."""
+        frame, features, _ = self._frame(game, arrays, memory["share"], time)
         width = len(self.config.stacked_channels)
         memory = {"frames": {name: jnp.concatenate([memory["frames"][name][..., width:], stacked], axis=-1)
                              for name, (stacked, _) in frame.items()},
@@ -451,7 +459,8 @@ class Observer:
         rest = [CHANNELS.index(n) for n in c.current_channels + STATIC_CHANNELS]
         return channels[..., stacked], channels[..., rest]
 
-    def _frame(self, game: GameState, arrays: MapArrays, previous_share: jax.Array):
+    def _frame(self, game: GameState, arrays: MapArrays, previous_share: jax.Array,
+               time: jax.Array | None = None):
         """One frame: ({view: (stacked, rest)}, features float32[16], window info)."""
         c = self.config
         height, width = arrays.shape
@@ -491,7 +500,7 @@ class Observer:
         positions = jnp.concatenate([(local_start + local_size / 2) / shape,
                                      (tactical_start + tactical / 2) / shape])
         threat = _threat_distance(pooled["enemy"], plan_y, plan_x, local_centre, height, width)
-        features = self._features(game, arrays, previous_share, threat, positions)
+        features = self._features(game, arrays, previous_share, threat, positions, time)
         info = {"local_start": local_start, "tactical_start": tactical_start, "tactical_focus": focus,
                 "attack_target": target}
         return frame, features, info
@@ -557,7 +566,7 @@ class Observer:
         return jnp.where(chosen.any(), tile, fallback)
 
     def _features(self, game: GameState, arrays: MapArrays, previous_share: jax.Array, threat: jax.Array,
-                  positions: jax.Array) -> jax.Array:
+                  positions: jax.Array, time: jax.Array | None = None) -> jax.Array:
         """float32[16], see FEATURE_NAMES and the module docstring."""
         troops = game.troops[AGENT]
         tiles = game.tiles[AGENT].astype(jnp.float32)
@@ -579,7 +588,7 @@ class Observer:
             (rank - 1.0) / max(num_players - 1, 1),
             pressure / (1.0 + pressure),
             density_scale(troops / jnp.maximum(tiles, 1.0)) / 255.0 * (tiles > 0),
-            game.tick / self.rules.max_ticks,
+            game.tick / self.rules.max_ticks if time is None else time,
             threat,
             game.alive.sum() / num_players,
             outgoing / jnp.maximum(outgoing + troops, 1.0),
@@ -632,7 +641,7 @@ class MinimalObserver:
             "action_mask": spaces.Box(0, 1, (NUM_ACTIONS,), jnp.bool_),
         })
 
-    def _frame(self, game: GameState, arrays: MapArrays, mask: jax.Array) -> dict[str, jax.Array]:
+    def _frame(self, game: GameState, arrays: MapArrays, mask: jax.Array, time=None) -> dict[str, jax.Array]:
         owner = game.owner
         channels = jnp.stack([owner == AGENT, (owner != AGENT) & (owner > 0), arrays.land & (owner == 0),
                               ~arrays.land], axis=-1).astype(jnp.float32)
@@ -640,12 +649,13 @@ class MinimalObserver:
         land = jnp.maximum(arrays.num_land_tiles, 1).astype(jnp.float32)
         cap = jnp.maximum(game.troops[1:].max(), 1.0)
         features = jnp.stack([game.tiles[AGENT] / land, game.troops[AGENT] / cap,
-                              game.alive.sum() / game.alive.shape[0], game.tick / 10_000.0])
+                              game.alive.sum() / game.alive.shape[0],
+                              game.tick / 10_000.0 if time is None else time])
         return {"map": jnp.round(jnp.clip(pooled, 0.0, 1.0) * 255).astype(jnp.uint8),
                 "features": features.astype(jnp.float32), "action_mask": mask}
 
-    def init(self, game: GameState, arrays: MapArrays, mask: jax.Array):
-        return self._frame(game, arrays, mask), ()
+    def init(self, game: GameState, arrays: MapArrays, mask: jax.Array, time=None):
+        return self._frame(game, arrays, mask, time), ()
 
-    def observe(self, game: GameState, arrays: MapArrays, mask: jax.Array, memory):
-        return self._frame(game, arrays, mask), memory
+    def observe(self, game: GameState, arrays: MapArrays, mask: jax.Array, memory, time=None):
+        return self._frame(game, arrays, mask, time), memory

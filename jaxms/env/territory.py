@@ -41,6 +41,12 @@ from jaxms.maps import GameMap
 
 AGENT = 1
 REWARDS = ("share", "rank")
+# What reaching `max_steps` means. "truncate": the episode is cut for training's sake while the game would
+# go on (reported as truncated, so PPO bootstraps from the value of the last observation). "lose": the game
+# is timed: the agent must win within `max_steps`, and a game not won by then is over and lost (terminated,
+# with the loss reward); the observation's "time" feature is then steps taken / max_steps, so the agent
+# knows how long it has left.
+TIME_LIMITS = ("truncate", "lose")
 DIFFICULTIES = {d.name.lower(): d for d in Difficulty}
 
 
@@ -84,13 +90,15 @@ class TerritoryEnv:
                  nation_difficulty: str = "medium", ticks_per_step: int = 10, max_steps: int = 1000,
                  reward: str = "share", observer=None, rules: Rules = Rules(), reset_pool_size: int = 16,
                  seed: int = 0, agent_autopilot: bool = False, obs: str | ObsConfig | None = None,
-                 local_view_size: int | None = None):
+                 local_view_size: int | None = None, time_limit: str = "truncate"):
         if not isinstance(game_map, GameMap):
             raise TypeError(f"game_map must be a GameMap (use jaxms.load_map), got {type(game_map).__name__}")
         for name, value, low in (("num_bots", num_bots, 0), ("ticks_per_step", ticks_per_step, 1),
                                  ("max_steps", max_steps, 1), ("reset_pool_size", reset_pool_size, 0)):
             if not isinstance(value, int | np.integer) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if time_limit not in TIME_LIMITS:
+            raise ValueError(f"unknown time_limit {time_limit!r}: accepted are {', '.join(TIME_LIMITS)}")
         if reward not in REWARDS:
             raise ValueError(f"unknown reward {reward!r}: accepted rewards are {', '.join(REWARDS)}")
         if nation_difficulty not in DIFFICULTIES:
@@ -106,6 +114,7 @@ class TerritoryEnv:
         self.num_bots = int(num_bots)
         self.ticks_per_step = int(ticks_per_step)
         self.reward = reward
+        self.time_limit = time_limit
         self.rules = rules
         # Observations: `obs` ("multi", "single" or an ObsConfig) builds an Observer sized for the map;
         # otherwise `observer`, or the minimal stand-in.
@@ -204,10 +213,15 @@ class TerritoryEnv:
                          returned_episode_won=jnp.bool_(False), returned_episode_share=zero)
         return obs, state
 
+    def _clock(self, steps: jax.Array | int, params: EnvParams) -> jax.Array | None:
+        """The observation's "time" feature in a timed game (steps / max_steps); None: the game's own."""
+        if self.time_limit != "lose":
+            return None
+        return jnp.minimum(jnp.asarray(steps, jnp.float32) / jnp.maximum(params.max_steps, 1), 1.0)
+
     def _start(self, game: GameState, params: EnvParams) -> tuple[dict, EnvState]:
-        del params
         _targets, legal, _ = direction_targets(game, self.arrays, AGENT)
-        obs, memory = self.observer.init(game, self.arrays, action_mask(legal))
+        obs, memory = self.observer.init(game, self.arrays, action_mask(legal), time=self._clock(0, params))
         return self._fresh_state(game, obs, memory)
 
     @staticmethod
@@ -261,14 +275,19 @@ class TerritoryEnv:
         share = self._share(game)
         # The change in tiles first (an exact integer), so an unchanged territory rewards exactly 0.
         share_change = (game.tiles[AGENT] - previous_tiles) / jnp.maximum(self.arrays.num_land_tiles, 1)
+        steps = state.steps + 1
         targets, legal, centre = direction_targets(game, self.arrays, AGENT)
-        obs, memory = self.observer.observe(game, self.arrays, action_mask(legal), state.memory)
+        obs, memory = self.observer.observe(game, self.arrays, action_mask(legal), state.memory,
+                                            time=self._clock(steps, params))
 
         won = game.winner == AGENT
         dead = game.tiles[AGENT] == 0
         terminated = won | dead | (game.winner != 0)
-        steps = state.steps + 1
-        truncated = ~terminated & ((steps >= params.max_steps) | (game.tick >= self.rules.max_ticks))
+        out_of_time = steps >= params.max_steps
+        if self.time_limit == "lose":  # a timed game: over (and lost, unless won) at the limit
+            terminated |= out_of_time
+            out_of_time = jnp.bool_(False)
+        truncated = ~terminated & (out_of_time | (game.tick >= self.rules.max_ticks))
         outcome = jnp.where(won, params.win_reward, jnp.where(terminated, params.loss_reward, 0.0))
         if self.reward == "share":
             reward = params.share_scale * share_change + outcome
@@ -307,7 +326,7 @@ class TerritoryEnv:
         return (f"TerritoryEnv(map={self.game_map.name!r}, {self.game_map.width}x{self.game_map.height}, "
                 f"num_bots={self.num_bots}, players={self.num_players}, "
                 f"ticks_per_step={self.ticks_per_step}, "
-                f"reward={self.reward!r})")
+                f"reward={self.reward!r}, time_limit={self.time_limit!r})")
 
 
 def _placeholder_params(max_steps: int) -> EnvParams:
