@@ -58,8 +58,9 @@ FLAG_HELP = {
     "ticks_per_step": "game ticks per env step (10: an attack runs ~50 ticks, so the agent re-aims ~5 times; "
                       "see benchmarks/bench_action_horizon.py)",
     "max_steps": "env steps before an episode ends (see --time-limit)",
-    "time_limit": "truncate: max_steps cuts episodes short for training (PPO bootstraps the rest of the game); "
-                  "lose: a timed game, lost unless won within max_steps (the agent sees the time left)",
+    "time_limit": "truncate: max_steps cuts episodes short for training (PPO bootstraps the rest of the "
+                  "game); lose: a timed game, lost unless won within max_steps (the agent sees "
+                  "the time left)",
     "reset_pool_size": "start positions made at launch that finished episodes restart from (0: a fresh game "
                        "each time, slower)",
     "reward": "share: change in land share x10, +1 win / -1 loss; rank: the earlier system's rank reward",

@@ -130,7 +130,8 @@ def test_a_timed_game_ends_lost_at_the_limit_and_shows_the_time_left():
 
     np.testing.assert_allclose(times(obs), 0.0)
     for i in range(4):
-        obs, state, reward, done, info = env_step(jax.random.key(i), state, action("WAIT"), env.default_params)
+        obs, state, reward, done, info = env_step(jax.random.key(i), state, action("WAIT"),
+                                                  env.default_params)
         if i < 3:
             assert not bool(done)
             assert times(obs)[-1] == pytest.approx((i + 1) / 4) and times(obs)[-2] == pytest.approx(i / 4)
