@@ -101,18 +101,19 @@ def tiny_run():
 def test_one_update_lowers_the_loss_on_a_fixed_batch(tiny_run):
     env, network, _ = tiny_run
     keys = jax.random.split(jax.random.key(0), 8)
-    obs, _ = jax.vmap(env.reset, in_axes=(0, None))(keys, env.default_params)
-    params = network.init(jax.random.key(1), obs)
+    obs, _ = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, env.default_params)
+    params = jax.jit(network.init)(jax.random.key(1), obs)
     actions = jnp.arange(8) % 5 + 40  # WAIT is always legal
-    logits, values, _ = network.apply(params, obs)
+    logits, values, _ = jax.jit(network.apply)(params, obs)
     batch = (actions, log_prob(logits, actions), values, jnp.linspace(-1, 1, 8), jnp.linspace(0, 2, 8))
 
+    @jax.jit  # op by op, the network's forward and gradient took a minute on a 2-core CPU
     def loss(p):
         new_logits, new_values, _ = network.apply(p, obs)
         return ppo_loss(new_logits, new_values, *batch, clip_eps=0.2, vf_coef=0.5, ent_coef=0.0)[0]
 
     optimizer = make_optimizer(PPOConfig(learning_rate=1e-3, max_grad_norm=10.0))
-    updates, _ = optimizer.update(jax.grad(loss)(params), optimizer.init(params), params)
+    updates, _ = optimizer.update(jax.jit(jax.grad(loss))(params), optimizer.init(params), params)
     assert float(loss(jax.tree.map(jnp.add, params, updates))) < float(loss(params))
 
 
