@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxms.game.conquest import NEIGHBOURS, shift
+from jaxms.game.grid import NEIGHBOURS, shift
 from jaxms.game.state import GameState, MapArrays
 
 DIRECTION_NAMES = ("N", "NE", "E", "SE", "S", "SW", "W", "NW", "WAIT")

@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxms.game.grid import NEIGHBOURS, hash_bits
 from jaxms.game.rules import PlayerKind, Rules
 
 NUM_AGES = 16  # ticks on the frontier 0..15 (older counts as 15)
@@ -76,28 +77,6 @@ def _priority_tables(rules: Rules) -> tuple[np.ndarray, np.ndarray]:
     rank[order] = np.arange(order.size, dtype=np.int32)
     terrain_index = np.broadcast_to(np.arange(NUM_TERRAIN)[None, None, :, None], priority.shape).ravel()
     return rank, terrain_index[order].astype(np.int32)
-
-
-def hash_bits(seed: jax.Array, index: jax.Array) -> jax.Array:
-    """uint32 pseudo-random bits per index from a uint32 seed (a murmur3-style finaliser).
-
-    Far cheaper than `jax.random` over every tile of a large map (one multiply-xorshift chain per tile);
-    the seed comes from the game's `jax.random` key, so the same key still gives the same game.
-    """
-    x = index.astype(jnp.uint32) * jnp.uint32(0x9E3779B1) + seed
-    x = (x ^ (x >> 16)) * jnp.uint32(0x85EBCA6B)
-    x = (x ^ (x >> 13)) * jnp.uint32(0xC2B2AE35)
-    return x ^ (x >> 16)
-
-
-def shift(grid: jax.Array, dy: int, dx: int, fill) -> jax.Array:
-    """grid[y + dy, x + dx] at (y, x), `fill` beyond the map edge (dy, dx in -1..1)."""
-    height, width = grid.shape
-    padded = jnp.pad(grid, ((1, 1), (1, 1)), constant_values=fill)
-    return jax.lax.dynamic_slice(padded, (1 + dy, 1 + dx), (height, width))
-
-
-NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # N, S, W, E
 
 
 def pair_tile_values(attack_troops: jax.Array, troops: jax.Array, tiles: jax.Array, kind: jax.Array,

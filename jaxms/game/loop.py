@@ -14,7 +14,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxms.game.conquest import NEIGHBOURS, frontier_histogram, pair_tile_values, plan_takes, shift
+from jaxms.game.conquest import frontier_histogram, pair_tile_values, plan_takes
+from jaxms.game.grid import NEIGHBOURS, shift
 from jaxms.game.rules import PlayerKind, Rules
 from jaxms.game.state import GameState, MapArrays
 from jaxms.game.structures import active_defense_posts, capture_structures

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxms.game.conquest import hash_bits
+from jaxms.game.grid import hash_bits
 from jaxms.game.rules import Difficulty, PlayerKind, Rules
 from jaxms.game.state import GameState, MapArrays, map_arrays
 from jaxms.maps import GameMap

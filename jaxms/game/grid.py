@@ -1,0 +1,44 @@
+"""Grid helpers shared by the simulation (game/) and the env: 4-neighbour shifts and per-tile hash bits.
+
+Pure jnp functions over [H, W] grids, usable inside jit; no state and no knowledge of players or rules.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # N, S, W, E: (dy, dx) of the 4-neighbours
+
+
+def shift(grid: jax.Array, dy: int, dx: int, fill) -> jax.Array:
+    """grid[y + dy, x + dx] at (y, x), `fill` beyond the map edge (dy, dx in -1..1).
+
+    Args:
+        grid: [H, W], any dtype.
+        dy, dx: static offsets in -1..1.
+        fill: the value read beyond the map's edge (a scalar of grid's dtype).
+    Returns:
+        [H, W], grid's dtype.
+    """
+    height, width = grid.shape
+    padded = jnp.pad(grid, ((1, 1), (1, 1)), constant_values=fill)
+    return jax.lax.dynamic_slice(padded, (1 + dy, 1 + dx), (height, width))
+
+
+def hash_bits(seed: jax.Array, index: jax.Array) -> jax.Array:
+    """uint32 pseudo-random bits per index from a uint32 seed (a murmur3-style finaliser).
+
+    Far cheaper than `jax.random` over every tile of a large map (one multiply-xorshift chain per tile);
+    the seed comes from the game's `jax.random` key, so the same key still gives the same game.
+
+    Args:
+        seed: uint32 scalar (or broadcastable to `index`).
+        index: integer array of any shape [...], e.g. flat tile indices y * W + x.
+    Returns:
+        uint32[...], the shape of `index` broadcast with `seed`.
+    """
+    x = index.astype(jnp.uint32) * jnp.uint32(0x9E3779B1) + seed
+    x = (x ^ (x >> 16)) * jnp.uint32(0x85EBCA6B)
+    x = (x ^ (x >> 13)) * jnp.uint32(0xC2B2AE35)
+    return x ^ (x >> 16)
