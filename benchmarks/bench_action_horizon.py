@@ -6,22 +6,19 @@ the attack is spent, and the share of the attack's final gain already taken afte
 If one attack runs for many ticks, a step of 10 ticks lets the agent re-aim several times while it runs;
 if it were over within a step, the agent could not steer it at all.
 
-    python benchmarks/bench_action_horizon.py [--map continents_256] [--games 16] [--ticks 200]
+    python -m benchmarks.bench_action_horizon [--map continents_256] [--games 16] [--ticks 200]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from common import write_results
 
+from benchmarks.common import write_results
 from jaxms import load_map
 from jaxms.env import INTENSITIES, make_env
 from jaxms.game.bots import scripted_bots

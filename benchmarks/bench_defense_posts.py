@@ -10,26 +10,23 @@ timed ticks (the posts at work) and the machine's load average. Early in a game 
 attacks a player yet (no post on a front, no tile owned differently); the work per tick is the same
 either way, as it does not depend on which tiles are covered.
 
-    python benchmarks/bench_defense_posts.py [--size 1024] [--posts 8] [--ticks 20] [--rounds 15]
+    python -m benchmarks.bench_defense_posts [--size 1024] [--posts 8] [--ticks 20] [--rounds 15]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from bench_env import random_policy_rollout
-from common import write_results
 from tqdm import tqdm
 
+from benchmarks.bench_env import random_policy_rollout
+from benchmarks.common import write_results
 from jaxms import load_map
 from jaxms.env import make_env
 from jaxms.game.bots import scripted_bots

@@ -10,24 +10,21 @@ env relative to one env, state bytes per env, XLA's peak memory estimate for the
 Targets (issue 3, 2-core CPU, 1024x1024, 10 tribes): a tick <= 10 ms for one env (aim 5); a batch's cost
 per env within 1.5x of one env's; state < 8 MB per env.
 
-    python benchmarks/bench_env.py [--sizes 128 256 512 1024 2048] [--n-envs 1 8 32] [--budget-s 20]
+    python -m benchmarks.bench_env [--sizes 128 256 512 1024 2048] [--n-envs 1 8 32] [--budget-s 20]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from common import write_results
 from tqdm import tqdm
 
+from benchmarks.common import write_results
 from jaxms import load_map
 from jaxms.env import make_env
 from jaxms.game.bots import scripted_bots

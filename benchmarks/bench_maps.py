@@ -2,21 +2,18 @@
 
 Targets (issue 2): a 1024x1024 built-in map in under 2 s, 4096x4096 in under 30 s, on our 2-core CPU.
 
-    python benchmarks/bench_maps.py [--sizes 256 1024 4096] [--repeats 3] [--out-dir benchmarks/results]
+    python -m benchmarks.bench_maps [--sizes 256 1024 4096] [--repeats 3] [--out-dir benchmarks/results]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import write_results
 from tqdm import tqdm
 
+from benchmarks.common import write_results
 from jaxms.maps import GENERATORS, generate_map, load_map
 
 SHARED_MAPS = Path(__file__).resolve().parents[2] / "shared" / "maps" / "openfront"

@@ -8,7 +8,7 @@ as a cross-check. The matmul reference is a jitted 2048x2048 float32 `a @ b`. Ti
 `--repeats` runs (the machine may be shared), and the matmul is re-measured around every model timing; the
 fraction uses the best matmul rate seen. Target (DESIGN.md): >= 30% on CPU.
 
-    python benchmarks/bench_model.py [--batch 64] [--repeats 10] [--sizes 128 128 64] [--channels 30]
+    python -m benchmarks.bench_model [--batch 64] [--repeats 10] [--sizes 128 128 64] [--channels 30]
                                      [--features 80] [--dtypes float32 bfloat16] [--out-dir DIR]
 
 bfloat16 rows use float32 parameters and bf16 activations; their fraction is still of the float32 matmul.
@@ -19,16 +19,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
-from common import call_times, write_results
 from tqdm import tqdm
 
+from benchmarks.common import call_times, write_results
 from jaxms.nn import NetworkConfig, entropy, log_prob, make_network, total_parameters
 
 MATMUL_SIZE = 2048

@@ -19,24 +19,21 @@ on the same positions, against the pooled-grid box search the observer uses.
 
 Targets (issue 4, 2-core CPU, 1024x1024): multi-scale observation <= 50% of a tick; multi <= 2x single.
 
-    python benchmarks/bench_obs.py [--sizes 256 512 1024 2048 4096] [--n-envs 1 8] [--max-tiles 2^25]
+    python -m benchmarks.bench_obs [--sizes 256 512 1024 2048 4096] [--n-envs 1 8] [--max-tiles 2^25]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from common import write_results
 from tqdm import tqdm
 
+from benchmarks.common import write_results
 from jaxms import game, load_map
 from jaxms.env.actions import NUM_ACTIONS
 from jaxms.env.observe import AGENT, ObsConfig, Observer

@@ -37,7 +37,7 @@ grows with epochs x transitions, the rest with transitions only). `--compile-tra
 settings. Aim (DESIGN.md): the first chunk of the default 1024x1024 multi-scale run compiles in under 2
 minutes on CPU.
 
-    python benchmarks/bench_train.py [--sizes 256 1024] [--obs multi single] [--settings quick|train]
+    python -m benchmarks.bench_train [--sizes 256 1024] [--obs multi single] [--settings quick|train]
         [--n-envs N] [--n-steps T] [--batch-size B] [--update-epochs E] [--network-width W] [--chunks 2]
         [--repeats 2] [--compile-train-config] [--out-dir DIR]
 """
@@ -52,14 +52,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import jax
 import jax.numpy as jnp
 import numpy as np
-from common import call_times, write_results
 from tqdm import tqdm
 
+from benchmarks.common import call_times, write_results
 from jaxms.config import TrainConfig, detect_device, resolve
 from jaxms.env.actions import action_mask
 from jaxms.game.bots import scripted_bots

@@ -6,7 +6,7 @@ baselines in the same seat (uniform random over legal actions, always WAIT, the 
 Passes when the agent's win rate is at least 30 points above the random policy's and above the tribe
 AI's. Writes the learning curve (PNG), the run folder, and JSON + markdown results.
 
-    python benchmarks/learning.py [--map continents_128] [--num-bots 5] [--minutes 20] [--games 50]
+    python -m benchmarks.learning [--map continents_128] [--num-bots 5] [--minutes 20] [--games 50]
 
 Why a timed game of 80 steps (800 ticks): the agent's seat is a human-kind player (25,000 starting
 troops against the tribes' 10,000, as in the engine), so the tribe AI in that seat wins every game it is
@@ -30,15 +30,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import numpy as np
-from common import RESULTS_DIR, write_results
 from PIL import Image, ImageDraw
 
+from benchmarks.common import RESULTS_DIR, write_results
 from jaxms.config import TrainConfig
 from jaxms.evaluate import evaluate_policies, format_table, network_policy, random_policy, wait_policy
 from jaxms.train import build_run, load_run, train

@@ -1,10 +1,14 @@
-"""benchmarks/bench_train.py's cheap parts: the settings each case runs with, and the loop-carried nudge.
+"""The benchmarks as a package: every script starts as `python -m benchmarks.NAME`; and bench_train's cheap
+parts: the settings each case runs with, and the loop-carried nudge.
 
-(Running the benchmark itself compiles a whole trainer, ~1 minute even on a tiny map: too slow here.)
+(Running a benchmark itself compiles a whole trainer or times many programs, minutes even on a tiny map:
+too slow here. `--help` runs each module's imports and argument parser.)
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,11 +16,25 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import bench_train
-
+from benchmarks import bench_train
 from jaxms.config import TrainConfig, resolve
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted(path.stem for path in (REPO_ROOT / "benchmarks").glob("*.py")
+                 if path.stem not in ("__init__", "common"))
+
+
+def test_every_benchmark_runs_as_a_module():
+    assert {"bench_env", "bench_model", "bench_obs", "bench_train", "learning"} <= set(SCRIPTS)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    # Started together (each spends its time importing JAX), from the repository root, with no sys.path edit.
+    runs = {name: subprocess.Popen([sys.executable, "-m", f"benchmarks.{name}", "--help"], cwd=REPO_ROOT,
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for name in SCRIPTS}
+    for name, run in runs.items():
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, f"python -m benchmarks.{name} --help failed:\n{err[-3000:]}"
+        assert f"python -m benchmarks.{name}" in out, f"benchmarks.{name}'s usage should name how to run it"
 
 
 def settings(*flags: str):

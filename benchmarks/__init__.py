@@ -1,0 +1,1 @@
+"""Benchmark scripts, one module each: run them as `python -m benchmarks.NAME` from the repository root."""
