@@ -8,8 +8,11 @@ as a cross-check. The matmul reference is a jitted 2048x2048 float32 `a @ b`. Ti
 `--repeats` runs (the machine may be shared), and the matmul is re-measured around every model timing; the
 fraction uses the best matmul rate seen. Target (DESIGN.md): >= 30% on CPU.
 
-    python -m benchmarks.bench_model [--batch 64] [--repeats 10] [--sizes 128 128 64] [--channels 30]
-                                     [--features 80] [--dtypes float32 bfloat16] [--out-dir DIR]
+    python -m benchmarks.bench_model [--batch 64] [--repeats 10] [--sizes 128 128 64] [--channels C]
+                                     [--features F] [--dtypes float32 bfloat16] [--out-dir DIR]
+
+Views, channels and features default to the observation spec's for a 1024x1024 map
+(`ObsConfig.for_map(1024, 1024)`: 128 / 128 / 64, C and F of the default frame stack).
 
 bfloat16 rows use float32 parameters and bf16 activations; their fraction is still of the float32 matmul.
 """
@@ -26,6 +29,7 @@ import jax.numpy as jnp
 from tqdm import tqdm
 
 from benchmarks.common import call_times, write_results
+from jaxms.env.contract import WAIT_ACTION, ObsConfig
 from jaxms.nn import NetworkConfig, entropy, log_prob, make_network, total_parameters
 
 MATMUL_SIZE = 2048
@@ -73,10 +77,12 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--sizes", type=int, nargs=3, default=[128, 128, 64],
+    spec = ObsConfig.for_map(1024, 1024)
+    parser.add_argument("--sizes", type=int, nargs=3, default=[spec.global_size, spec.local_size,
+                                                               spec.tactical_size],
                         metavar=("GLOBAL", "LOCAL", "TACTICAL"))
-    parser.add_argument("--channels", type=int, default=30)
-    parser.add_argument("--features", type=int, default=80)
+    parser.add_argument("--channels", type=int, default=spec.num_channels)
+    parser.add_argument("--features", type=int, default=spec.num_features)
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"],
                         choices=["float32", "bfloat16"])
     parser.add_argument("--width", type=float, default=1.0)
@@ -108,7 +114,7 @@ def main() -> None:
                                         tactical_size=tactical_size, channels=args.channels,
                                         features=args.features)
         params = net.init(jax.random.key(0), batch)
-        actions = jnp.full((args.batch,), 44, jnp.int32)  # a WAIT action: always legal
+        actions = jnp.full((args.batch,), WAIT_ACTION, jnp.int32)  # a WAIT action: always legal
 
         def loss(params, obs, net=net, actions=actions):
             logits, value, _ = net.apply(params, obs)

@@ -11,7 +11,7 @@ starts with the caches a tick leaves), each jitted and vmapped over the envs:
 - one game tick (`jaxms.game.tick` with `scripted_bots`).
 Printed and saved: ms per call (the median over rounds; the minimum in the JSON), the ratios obs / tick and
 multi / single, bytes of one multi-scale observation, and compile times. Views are sized by
-`ObsConfig.for_map` (or `--config default` for the 128 / 256->128 / 64 defaults everywhere).
+`ObsConfig.for_map` (or `--config default` for its 1024x1024 sizes, 128 / 256->128 / 64, everywhere).
 
 With `--centre-check`, also times what the local window's centre would cost as the centroid of the agent's
 largest connected part: 4-neighbour label propagation at full resolution until it settles (a `while_loop`),
@@ -35,8 +35,8 @@ from tqdm import tqdm
 
 from benchmarks.common import write_results
 from jaxms import game, load_map
-from jaxms.env.actions import NUM_ACTIONS
-from jaxms.env.observe import AGENT, ObsConfig, Observer
+from jaxms.env.contract import AGENT, NUM_ACTIONS, ObsConfig
+from jaxms.env.observe import Observer
 from jaxms.env.views import box_argmax, fit_plans, pool_sums
 from jaxms.game.bots import scripted_bots
 
@@ -115,8 +115,8 @@ def bench_size(size: int, n_envs_list: list[int], args) -> list[dict]:
     ticks = max(10, round(args.warmup_ticks * min(1.0, (1024 / size) ** 2)))
     state, arrays = mid_game(size, ticks)
     mask = jnp.ones(NUM_ACTIONS, bool)
-    configs = {mode: ObsConfig(mode=mode) if args.config == "default" else ObsConfig.for_map(size, size, mode)
-               for mode in ("single", "multi")}
+    sized_for = 1024 if args.config == "default" else size  # "default": the 1024x1024 sizes on every map
+    configs = {mode: ObsConfig.for_map(sized_for, sized_for, mode) for mode in ("single", "multi")}
     rows = []
     for n_envs in n_envs_list:
         if size * size * n_envs > args.max_tiles:
@@ -174,7 +174,8 @@ def main() -> None:
     parser.add_argument("--warmup-ticks", type=int, default=100, help="ticks before timing, up to 1024x1024")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--config", choices=["preset", "default"], default="preset",
-                        help="views by ObsConfig.for_map (preset) or the 128/256->128/64 defaults")
+                        help="views by ObsConfig.for_map for each map (preset) or its 1024x1024 sizes, "
+                        "128 / 256->128 / 64, on every map (default)")
     parser.add_argument("--max-tiles", type=float, default=2**25,
                         help="skip cases with more tiles than this over all envs (too slow or big here)")
     parser.add_argument("--centre-check", action=argparse.BooleanOptionalAction, default=True,

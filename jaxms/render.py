@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from jaxms.env.observe import FEATURE_NAMES, NUM_FEATURES, ObsConfig
+from jaxms.env.contract import FEATURE_NAMES, NUM_ACTIONS, NUM_FEATURES, ObsConfig
 
 _BACKGROUND = np.array([35, 35, 40], np.float32)
 _WATER = np.array([45, 95, 170], np.float32)
@@ -129,8 +129,6 @@ def render_state(observer, game, arrays, path: str | Path | None = None, **kwarg
     PNG when `path` is given. `arrays` are the map's `MapArrays` (`env.arrays`)."""
     import jax
     import jax.numpy as jnp
-
-    from jaxms.env.actions import NUM_ACTIONS
 
     obs, _ = jax.jit(observer.init)(game, arrays, jnp.ones(NUM_ACTIONS, bool))
     kwargs.setdefault("map_shape", tuple(arrays.shape))

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jaxms.env.contract import INTENSITIES, OBS_KEYS, WAIT_ACTION, ObsConfig
 from jaxms.nn import (
     MASKED_LOGIT,
     NUM_ACTIONS,
@@ -33,7 +34,7 @@ from jaxms.nn.__main__ import main as nn_main
 from jaxms.nn.layers import Conv2D, to_unit
 
 SMALL = {"global_size": 32, "local_size": 32, "tactical_size": 16, "channels": 6, "features": 8}
-WAIT_ACTIONS = np.arange(40, 45)
+WAIT_ACTIONS = WAIT_ACTION + np.arange(len(INTENSITIES))  # 40..44
 
 
 def small_net(obs: str = "multi", **config):
@@ -105,19 +106,37 @@ def test_output_shapes_and_dtypes(obs, sizes, batch, config):
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree_util.tree_leaves(params))
 
 
+@pytest.mark.parametrize("obs", ["multi", "single"])
+def test_example_observation_defaults_follow_the_observation_spec(obs):
+    """Unbatched, the default example observation has the keys, shapes and bytes the observer gives on a
+    1024x1024 map with the default ObsConfig (128/128/64 views, its C channels and F features)."""
+    spec = ObsConfig.for_map(1024, 1024, obs)
+    example = example_observation(obs)
+    assert tuple(example) == ("features", "action_mask", *spec.view_sizes)
+    assert set(example) == set(OBS_KEYS[obs])
+    for key, side in spec.view_sizes.items():
+        assert example[key].shape == (side, side, spec.num_channels) and example[key].dtype == jnp.uint8
+    assert example["features"].shape == (spec.num_features,) and example["features"].dtype == jnp.float32
+    assert example["action_mask"].shape == (NUM_ACTIONS,) and example["action_mask"].dtype == jnp.bool_
+    assert {key: value.nbytes for key, value in example.items()} == spec.bytes_per_view()
+
+
 def test_default_sizes_infer_channels_and_features():
-    """The default 128/128/64 views with C=30, F=80 init (shapes only) and apply to these shapes."""
+    """The default 128/128/64 views with the spec's C and F init (shapes only) and apply to these shapes."""
+    spec = ObsConfig.for_map(1024, 1024)
+    assert (spec.global_size, spec.local_size, spec.tactical_size) == (128, 128, 64)
     net = make_network(NetworkConfig())
     example = net.example_observation(batch=(1,))
     shapes = jax.eval_shape(net.init, jax.random.key(0), example)
     conv_0 = shapes["params"]["global_branch"]["conv_0"]["kernel"]
-    assert conv_0.shape == (3, 3, 30, 32)
-    assert shapes["params"]["scalar_mlp"]["dense_0"]["kernel"].shape == (80, 128)
+    assert conv_0.shape == (3, 3, spec.num_channels, 32)
+    assert shapes["params"]["scalar_mlp"]["dense_0"]["kernel"].shape == (spec.num_features, 128)
     # 128 -> 8 and 64 -> 4 after four stride-2 convs: the projections flatten 8x8x128 and 4x4x128.
     assert shapes["params"]["global_branch"]["project"]["kernel"].shape == (8 * 8 * 128, 256)
     assert shapes["params"]["tactical_branch"]["project"]["kernel"].shape == (4 * 4 * 128, 256)
     out = jax.eval_shape(net.apply, shapes, example)
-    assert out[0].shape == (1, 45) and out[1].shape == (1,) and out[2]["scale_attention"].shape == (1, 4, 3)
+    assert out[0].shape == (1, NUM_ACTIONS) and out[1].shape == (1,)
+    assert out[2]["scale_attention"].shape == (1, 4, 3)
 
 
 def test_malformed_observations_and_configs_are_rejected():
@@ -172,11 +191,11 @@ def test_only_wait_legal_gives_no_nan():
     obs = batch_obs(net, (4,))
     only_wait = jnp.zeros((4, NUM_ACTIONS), bool).at[:, WAIT_ACTIONS].set(True)
     obs = {**obs, "action_mask": only_wait}
-    (total, logits), grads = jit_loss_and_grad(net)(params, obs, jnp.array([40, 44, 42, 41]))
+    (total, logits), grads = jit_loss_and_grad(net)(params, obs, jnp.asarray(WAIT_ACTIONS[[0, 4, 2, 1]]))
     probs = np.asarray(jax.nn.softmax(logits))
     assert np.isfinite(float(total)) and np.isfinite(np.asarray(logits)).all()
-    assert np.all(probs[:, :40] == 0.0)
-    np.testing.assert_allclose(probs[:, 40:].sum(-1), 1.0, rtol=1e-6)
+    assert np.all(probs[:, :WAIT_ACTION] == 0.0)
+    np.testing.assert_allclose(probs[:, WAIT_ACTIONS].sum(-1), 1.0, rtol=1e-6)
     assert all(bool(jnp.isfinite(g).all()) for g in jax.tree_util.tree_leaves(grads))
     actions = np.asarray(sample(jax.random.key(0), jnp.broadcast_to(logits, (1000, 4, NUM_ACTIONS))))
     assert np.isin(actions, WAIT_ACTIONS).all()
@@ -193,12 +212,12 @@ def _policy_summary(key, logits, mask):
     return actions, log_prob(batch, actions), entropy(masked), jax.nn.softmax(masked)
 
 
-@given(legal=st.lists(st.booleans(), min_size=40, max_size=40), scale=st.sampled_from([0.01, 1.0, 30.0]),
-       seed=st.integers(0, 2**31 - 1))
+@given(legal=st.lists(st.booleans(), min_size=WAIT_ACTION, max_size=WAIT_ACTION),
+       scale=st.sampled_from([0.01, 1.0, 30.0]), seed=st.integers(0, 2**31 - 1))
 def test_policy_helpers_on_any_mask(legal, scale, seed):
     """Any mask with WAIT legal, any logit scale: legal draws, finite log-probs, 0 <= entropy <= log(#legal),
     zero probability off the mask."""
-    mask = np.concatenate([np.array(legal, bool), np.ones(5, bool)])
+    mask = np.concatenate([np.array(legal, bool), np.ones(len(WAIT_ACTIONS), bool)])
     key_logits, key_sample = jax.random.split(jax.random.key(seed))
     logits = scale * jax.random.normal(key_logits, (NUM_ACTIONS,))
     actions, lp, ent, probs = map(np.asarray, _policy_summary(key_sample, logits, jnp.asarray(mask)))
@@ -241,7 +260,7 @@ def test_gradient_reaches_every_parameter(config):
     net = small_net(**config)
     params = init_params(net)
     obs = batch_obs(net, (4,), seed=2)
-    actions = jnp.array([0, 40, 41, 44])
+    actions = jnp.array([0, *WAIT_ACTIONS[[0, 1, 4]]])
     obs = {**obs, "action_mask": obs["action_mask"].at[0, 0].set(True)}
     (_, _), grads = jit_loss_and_grad(net)(params, obs, actions)
     norms = {jax.tree_util.keystr(path): float(jnp.linalg.norm(g))
@@ -403,4 +422,5 @@ def test_views_are_scaled_to_unit_range():
 def test_example_observation_keeps_wait_legal():
     obs = example_observation("single", 3, (50,), global_size=8, channels=2, features=3)
     assert obs["map"].dtype == jnp.uint8 and obs["map"].shape == (50, 8, 8, 2)
-    assert bool(obs["action_mask"][:, 40:].all())
+    assert bool(obs["action_mask"][:, WAIT_ACTIONS].all())
+    assert not bool(obs["action_mask"][:, :WAIT_ACTION].all())  # the other actions are drawn

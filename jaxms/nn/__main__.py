@@ -1,9 +1,11 @@
 """Print the parameter count per block of the multi- and single-scale networks.
 
-    python -m jaxms.nn [--channels 30] [--features 80] [--sizes 128 128 64] [--width 1.0] [--no-attention]
+    python -m jaxms.nn [--channels C] [--features F] [--sizes 128 128 64] [--width 1.0] [--no-attention]
                        [--depth 1]
 
-Shapes only (`jax.eval_shape`): nothing is computed, so it runs in seconds.
+Channels, features and view sizes default to the observation spec's for a 1024x1024 map
+(`jaxms.env.contract.ObsConfig.for_map(1024, 1024)`). Shapes only (`jax.eval_shape`): nothing is
+computed, so it runs in seconds.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 
 import jax
 
+from jaxms.env.contract import ObsConfig
 from jaxms.nn.config import NetworkConfig
 from jaxms.nn.networks import make_network
 from jaxms.nn.summary import parameter_table
@@ -20,11 +23,14 @@ from jaxms.nn.summary import parameter_table
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m jaxms.nn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--channels", type=int, default=30, help="map channels C (default 30)")
-    parser.add_argument("--features", type=int, default=80, help="scalar features F (default 80)")
-    parser.add_argument("--sizes", type=int, nargs=3, default=[128, 128, 64],
-                        metavar=("GLOBAL", "LOCAL", "TACTICAL"),
-                        help="view sizes; the single-scale map uses GLOBAL (default 128 128 64)")
+    spec = ObsConfig.for_map(1024, 1024)
+    sizes = [spec.global_size, spec.local_size, spec.tactical_size]
+    parser.add_argument("--channels", type=int, default=spec.num_channels,
+                        help=f"map channels C (default {spec.num_channels})")
+    parser.add_argument("--features", type=int, default=spec.num_features,
+                        help=f"scalar features F (default {spec.num_features})")
+    parser.add_argument("--sizes", type=int, nargs=3, default=sizes, metavar=("GLOBAL", "LOCAL", "TACTICAL"),
+                        help="view sizes; the single-scale map uses GLOBAL (default {} {} {})".format(*sizes))
     parser.add_argument("--width", type=float, default=1.0, help="width multiplier (default 1.0)")
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--no-attention", action="store_true", help="the attention ablation")

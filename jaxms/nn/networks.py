@@ -33,14 +33,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxms.env.contract import MODES, NUM_ACTIONS, OBS_KEYS, VIEW_KEYS, WAIT_ACTION, ObsConfig
 from jaxms.nn.config import NetworkConfig
 from jaxms.nn.layers import Fusion, ScalarMLP, ScaleBranch, ScaleCrossAttention, dense, resolve_conv_impl
 from jaxms.nn.policy import mask_logits
 
-NUM_ACTIONS = 45
-SCALES = ("global", "local", "tactical")
-MULTI_KEYS = ("global_map", "local_map", "tactical_map", "features", "action_mask")
-SINGLE_KEYS = ("map", "features", "action_mask")
+# The observation contract (keys, action count) is jaxms.env.contract's; NUM_ACTIONS is re-exported.
+MULTI_KEYS, SINGLE_KEYS = OBS_KEYS["multi"], OBS_KEYS["single"]
+SCALES = tuple(key.removesuffix("_map") for key in VIEW_KEYS["multi"])  # ("global", "local", "tactical")
 
 
 def _check_observation(obs, keys: tuple[str, ...], num_actions: int) -> tuple[int, ...]:
@@ -102,8 +102,8 @@ class MultiScaleActorCritic(nn.Module):
         cfg = self.config
         dtype = cfg.compute_dtype
         batch_shape = _check_observation(obs, MULTI_KEYS, self.num_actions)
-        embeddings = [_scale_branch(cfg, f"{scale}_branch")(_flat_view(obs[f"{scale}_map"], batch_shape))
-                      for scale in SCALES]
+        embeddings = [_scale_branch(cfg, f"{scale}_branch")(_flat_view(obs[key], batch_shape))
+                      for scale, key in zip(SCALES, VIEW_KEYS["multi"], strict=True)]
         scales = jnp.stack(embeddings, axis=1)  # [N, 3, D]
         features = obs["features"].reshape(-1, obs["features"].shape[-1]).astype(dtype)
         scalar = ScalarMLP(cfg.scalar_embed, dtype, name="scalar_mlp")(features)  # [N, 128]
@@ -141,7 +141,8 @@ class SingleScaleActorCritic(nn.Module):
         cfg = self.config
         dtype = cfg.compute_dtype
         batch_shape = _check_observation(obs, SINGLE_KEYS, self.num_actions)
-        embedding = _scale_branch(cfg, "map_branch")(_flat_view(obs["map"], batch_shape))
+        (view_key,) = VIEW_KEYS["single"]
+        embedding = _scale_branch(cfg, "map_branch")(_flat_view(obs[view_key], batch_shape))
         features = obs["features"].reshape(-1, obs["features"].shape[-1]).astype(dtype)
         scalar = ScalarMLP(cfg.scalar_embed, dtype, name="scalar_mlp")(features)
         hidden = Fusion(cfg.fusion, dtype, name="fusion")(jnp.concatenate([embedding, scalar], axis=-1))
@@ -198,25 +199,39 @@ def make_network(config: NetworkConfig | None = None, num_actions: int = NUM_ACT
     return Network(config, int(num_actions))
 
 
+_DEFAULT_OBS = ObsConfig.for_map(1024, 1024)  # the observation spec's defaults for a 1024x1024 map
+
+
 def example_observation(obs: str = "multi", seed: int = 0, batch: tuple[int, ...] = (), *,
-                        global_size: int = 128, local_size: int = 128, tactical_size: int = 64,
-                        channels: int = 30, features: int = 80, num_actions: int = NUM_ACTIONS) -> dict:
-    """A random observation dict with batch shape `batch`: uint8 views, float32 features in [-1, 1), and a
-    random action mask in which the last 5 actions (WAIT) are always legal. For tests, benchmarks and
-    `init`. (`global_size` is the "map" size of a single-scale observation.) Drawn with NumPy: nothing to
-    compile."""
+                        global_size: int | None = None, local_size: int | None = None,
+                        tactical_size: int | None = None, channels: int | None = None,
+                        features: int | None = None, num_actions: int = NUM_ACTIONS) -> dict:
+    """A random observation dict with batch shape `batch`, keyed as `jaxms.env.contract.OBS_KEYS[obs]`:
+    uint8 views [*batch, S, S, channels], float32 features [*batch, features] in [-1, 1), and a random
+    action mask bool [*batch, num_actions] in which the WAIT actions (the last 5) are always legal.
+
+    Sizes left as None are the observation spec's for a 1024x1024 map with the default `ObsConfig`
+    (`ObsConfig.for_map(1024, 1024)`: views 128/128/64, its channel and feature counts). (`global_size` is
+    the "map" size of a single-scale observation.) For tests, benchmarks and `init`. Drawn with NumPy:
+    nothing to compile."""
+    if obs not in MODES:
+        raise ValueError(f"example_observation: obs={obs!r}; expected one of {', '.join(MODES)}")
+    spec = _DEFAULT_OBS
+    global_size = spec.global_size if global_size is None else global_size
+    local_size = spec.local_size if local_size is None else local_size
+    tactical_size = spec.tactical_size if tactical_size is None else tactical_size
+    channels = spec.num_channels if channels is None else channels
+    features = spec.num_features if features is None else features
     rng = np.random.default_rng(seed)
     batch = tuple(batch)
 
     def view(size):
         return jnp.asarray(rng.integers(0, 256, (*batch, size, size, channels), dtype=np.uint8))
 
-    mask = (rng.random((*batch, num_actions)) < 0.5) | (np.arange(num_actions) >= num_actions - 5)
+    num_wait = NUM_ACTIONS - WAIT_ACTION  # WAIT is the last direction: its actions end the action range
+    mask = (rng.random((*batch, num_actions)) < 0.5) | (np.arange(num_actions) >= num_actions - num_wait)
     out = {"features": jnp.asarray(rng.uniform(-1.0, 1.0, (*batch, features)).astype(np.float32)),
            "action_mask": jnp.asarray(mask)}
-    if obs == "multi":
-        out |= {"global_map": view(global_size), "local_map": view(local_size),
-                "tactical_map": view(tactical_size)}
-    else:
-        out["map"] = view(global_size)
+    sizes = {"multi": (global_size, local_size, tactical_size), "single": (global_size,)}[obs]
+    out |= {key: view(size) for key, size in zip(VIEW_KEYS[obs], sizes, strict=True)}
     return out
