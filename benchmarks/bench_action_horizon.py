@@ -20,7 +20,8 @@ import numpy as np
 
 from benchmarks.common import write_results
 from jaxms import load_map
-from jaxms.env import INTENSITIES, make_env
+from jaxms.env import make_env
+from jaxms.env.contract import AGENT, INTENSITIES
 from jaxms.game.bots import scripted_bots
 from jaxms.game.loop import launch_orders, tick
 from jaxms.game.spawn import launch_attack
@@ -41,11 +42,11 @@ def main() -> None:
         jax.random.split(jax.random.key(0), args.games), env.default_params)
 
     def play(game, share):
-        game = launch_orders(launch_attack(game, 1, 0, jnp.floor(game.troops[1] * share)))
+        game = launch_orders(launch_attack(game, AGENT, 0, jnp.floor(game.troops[AGENT] * share)))
 
         def body(g, _):
             g = tick(g, env.arrays, env.rules, scripted_bots)
-            return g, (g.attacks[1, 0], g.tiles[1])
+            return g, (g.attacks[AGENT, 0], g.tiles[AGENT])
 
         _, (attack, tiles) = jax.lax.scan(body, game, None, length=args.ticks)
         return attack, tiles
