@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from minimal_observer import MinimalObserver
 
 from jaxms.env import make_env
 from jaxms.nn import NetworkConfig, make_network
@@ -81,10 +82,12 @@ def test_masked_actions_have_zero_probability_and_finite_entropy():
 def test_bad_configurations_say_what_is_accepted():
     with pytest.raises(ValueError, match="must divide the rollout size"):
         PPOConfig(num_envs=3, n_steps=10, batch_size=64)
-    with pytest.raises(ValueError, match="accepted are constant, linear"):
+    with pytest.raises(ValueError, match="use one of constant, linear"):
         PPOConfig(lr_schedule="cosine")
-    with pytest.raises(ValueError, match="num_envs must be a positive integer"):
+    with pytest.raises(ValueError, match="num_envs must be an integer >= 1"):
         PPOConfig(num_envs=0)
+    with pytest.raises(ValueError, match=r"PPOConfig\.n_steps is unset"):
+        make_optimizer(PPOConfig(num_envs=2, batch_size=8))
 
 
 TINY = PPOConfig(num_envs=2, n_steps=8, batch_size=8, update_epochs=2, total_timesteps=2 * 8 * 4,
@@ -93,7 +96,7 @@ TINY = PPOConfig(num_envs=2, n_steps=8, batch_size=8, update_epochs=2, total_tim
 
 @pytest.fixture(scope="module")
 def tiny_run():
-    env = make_env("plains_32", num_bots=1, max_steps=6, reset_pool_size=2)
+    env = make_env("plains_32", num_bots=1, max_steps=6, reset_pool_size=2, observer=MinimalObserver())
     network = make_network(NetworkConfig(obs="single", width=0.125, heads=1))
     return env, network, make_train(TINY, env, env.default_params, network)
 
@@ -112,7 +115,8 @@ def test_one_update_lowers_the_loss_on_a_fixed_batch(tiny_run):
         new_logits, new_values, _ = network.apply(p, obs)
         return ppo_loss(new_logits, new_values, *batch, clip_eps=0.2, vf_coef=0.5, ent_coef=0.0)[0]
 
-    optimizer = make_optimizer(PPOConfig(learning_rate=1e-3, max_grad_norm=10.0))
+    optimizer = make_optimizer(PPOConfig(num_envs=2, n_steps=4, batch_size=8, learning_rate=1e-3,
+                                         max_grad_norm=10.0))
     updates, _ = optimizer.update(jax.jit(jax.grad(loss))(params), optimizer.init(params), params)
     assert float(loss(jax.tree.map(jnp.add, params, updates))) < float(loss(params))
 

@@ -6,36 +6,32 @@
     logits, value, aux = net.apply(params, obs)   # aux["scale_attention"]: [B, heads, 3]
 
 `python -m jaxms.nn` prints the parameter count per block of the default networks.
+
+Importing `jaxms.nn` is cheap: `NetworkConfig` (jaxms.nn.config) imports no JAX, and the names below that
+need JAX and Flax are imported on first use.
 """
 
-from jaxms.nn.config import NetworkConfig
-from jaxms.nn.networks import (
-    NUM_ACTIONS,
-    SCALES,
-    MultiScaleActorCritic,
-    Network,
-    SingleScaleActorCritic,
-    example_observation,
-    make_network,
-)
-from jaxms.nn.policy import MASKED_LOGIT, entropy, log_prob, mask_logits, sample
-from jaxms.nn.summary import parameter_counts, parameter_table, total_parameters
+from __future__ import annotations
 
-__all__ = [
-    "MASKED_LOGIT",
-    "NUM_ACTIONS",
-    "SCALES",
-    "MultiScaleActorCritic",
-    "Network",
-    "NetworkConfig",
-    "SingleScaleActorCritic",
-    "entropy",
-    "example_observation",
-    "log_prob",
-    "make_network",
-    "mask_logits",
-    "parameter_counts",
-    "parameter_table",
-    "sample",
-    "total_parameters",
-]
+import importlib
+
+_LAZY = {
+    "NetworkConfig": "jaxms.nn.config",
+    "NUM_ACTIONS": "jaxms.nn.networks", "SCALES": "jaxms.nn.networks",
+    "MultiScaleActorCritic": "jaxms.nn.networks", "Network": "jaxms.nn.networks",
+    "SingleScaleActorCritic": "jaxms.nn.networks", "example_observation": "jaxms.nn.networks",
+    "make_network": "jaxms.nn.networks",
+    "MASKED_LOGIT": "jaxms.nn.policy", "entropy": "jaxms.nn.policy", "log_prob": "jaxms.nn.policy",
+    "mask_logits": "jaxms.nn.policy", "sample": "jaxms.nn.policy",
+    "parameter_counts": "jaxms.nn.summary", "parameter_table": "jaxms.nn.summary",
+    "total_parameters": "jaxms.nn.summary",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'jaxms.nn' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

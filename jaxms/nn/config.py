@@ -1,16 +1,15 @@
-"""`NetworkConfig`: the static (shape-changing) choices of the policy/value network."""
+"""`NetworkConfig`: the static (shape-changing) choices of the policy/value network. JAX-free."""
 
 from __future__ import annotations
 
 import dataclasses
 
-import jax.numpy as jnp
+from jaxms.env.contract import MODES
+from jaxms.settings import check_bool, check_choice, check_number, setting
 
-from jaxms.nn.layers import CONV_IMPLS
-
-OBS_KINDS = ("multi", "single")
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+DTYPES = ("float32", "bfloat16")  # compute dtypes, by jax.numpy name
 HEADS = (1, 2, 4, 8)
+CONV_IMPLS = ("auto", "patches", "xla")  # how convolutions are computed (layers.Conv2D)
 
 # Base widths at `width=1.0` (the architecture of issue 5 / the earlier system's "Models").
 CONV_CHANNELS = (32, 64, 128, 128)  # four stride-2 3x3 convolutions per scale
@@ -23,42 +22,39 @@ FUSION = 512  # the two fused layers before the heads
 class NetworkConfig:
     """Which network to build. Frozen and hashable: it is static under jit.
 
-    Attributes:
-        obs: "multi" (global + local + tactical views, cross-attention fusion) or "single" (one "map" view).
-        dtype: compute dtype, "float32" (default) or "bfloat16" (for accelerators). Parameters are always
-            float32; logits, value and attention weights are returned in float32.
-        width: multiplier on every hidden width (conv channels, embeddings, fusion); 1.0 is the reference
-            architecture, 0.25 a small test/debug net.
-        attention: False removes the attention blocks (spatial attention, squeeze-excitation and the
-            cross-scale attention, which becomes a mean over the scale embeddings): the ablation.
-        heads: attention heads of the cross-scale attention (1, 2, 4 or 8).
-        conv: how convolutions are computed (`layers.Conv2D`): "auto" (patches + matmul on CPU, XLA's
-            convolution elsewhere), "patches" or "xla". Parameters are the same either way.
+    Parameters are always float32; logits, value and attention weights are returned in float32 whatever
+    `dtype`. In a `TrainConfig`, `obs` is not set directly: it follows the observation's mode (`--obs`).
     """
 
-    obs: str = "multi"
-    dtype: str = "float32"
-    width: float = 1.0
-    attention: bool = True
-    heads: int = 4
-    conv: str = "auto"
+    obs: str = setting("multi", "multi: global + local + tactical views with cross-attention fusion; single: "
+                       "one 'map' view (set from the observation's mode, --obs)", choices=MODES, cli=False)
+    dtype: str = setting("float32", "compute dtype (parameters stay float32; bfloat16 suits accelerators)",
+                         choices=DTYPES, flag="network-dtype")
+    width: float = setting(1.0, "width multiplier of the network: every hidden width (conv channels, "
+                           "embeddings, fusion); 1.0 = reference architecture, 0.25 a small net",
+                           flag="network-width")
+    attention: bool = setting(True, "use the attention blocks (false: the ablation: no spatial attention "
+                              "or squeeze-excitation, and a mean over the scale embeddings instead of "
+                              "cross-scale attention)")
+    heads: int = setting(4, "attention heads of the cross-scale attention", choices=HEADS)
+    conv: str = setting("auto", "how convolutions are computed: auto (patches + matmul on CPU, XLA's "
+                        "convolution elsewhere), patches or xla; the parameters are the same",
+                        choices=CONV_IMPLS)
 
     def __post_init__(self):
-        if self.obs not in OBS_KINDS:
-            raise ValueError(f"NetworkConfig.obs={self.obs!r}: expected one of {OBS_KINDS}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"NetworkConfig.dtype={self.dtype!r}: expected one of {tuple(DTYPES)}")
-        if not (isinstance(self.width, int | float) and 0 < self.width <= 16):
-            raise ValueError(f"NetworkConfig.width={self.width!r}: expected a number in (0, 16]")
-        if self.conv not in CONV_IMPLS:
-            raise ValueError(f"NetworkConfig.conv={self.conv!r}: expected one of {CONV_IMPLS}")
-        if self.heads not in HEADS:
-            raise ValueError(f"NetworkConfig.heads={self.heads!r}: expected one of {HEADS}")
+        check_choice("NetworkConfig", "obs", self.obs, MODES)
+        check_choice("NetworkConfig", "dtype", self.dtype, DTYPES)
+        check_number("NetworkConfig", "width", self.width, low=0, low_open=True, high=16)
+        check_bool("NetworkConfig", "attention", self.attention)
+        check_choice("NetworkConfig", "heads", self.heads, HEADS)
+        check_choice("NetworkConfig", "conv", self.conv, CONV_IMPLS)
 
     @property
     def compute_dtype(self):
-        """The jnp dtype of activations."""
-        return DTYPES[self.dtype]
+        """The jnp dtype of activations (imports JAX: the config itself does not)."""
+        import jax.numpy as jnp
+
+        return getattr(jnp, self.dtype)
 
     def scaled(self, base: int, multiple: int = 1) -> int:
         """`base * width`, rounded to a positive multiple of `multiple`."""

@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxms.nn.config import CONV_IMPLS  # the one list (JAX-free)
+
 # Orthogonal initialisation as in the usual PPO recipe (CleanRL's `layer_init`, PureJaxRL): sqrt(2) for
 # layers followed by a ReLU, 1.0 for linear projections and the value head, 0.01 for the policy head (so
 # the initial policy is near-uniform over the legal actions). Biases start at zero.
@@ -35,9 +37,6 @@ def to_unit(view: jax.Array, dtype: Any) -> jax.Array:
         # Scaled in float32 (exact for 0..255), then cast, so 255 maps to exactly 1 in bfloat16 too.
         return (view.astype(jnp.float32) * (1.0 / 255.0)).astype(dtype)
     return view.astype(dtype)
-
-
-CONV_IMPLS = ("auto", "patches", "xla")
 
 
 def resolve_conv_impl(impl: str) -> str:

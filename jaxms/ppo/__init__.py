@@ -1,9 +1,27 @@
-"""PPO, generic over gymnax-API environments, with the whole update inside jit (see ppo/trainer.py)."""
+"""PPO, generic over gymnax-API environments, with the whole update inside jit (see ppo/trainer.py).
 
-from jaxms.ppo.config import PPOConfig
-from jaxms.ppo.gae import compute_gae
-from jaxms.ppo.loss import entropy, explained_variance, log_prob, ppo_loss
-from jaxms.ppo.trainer import RunnerState, Trainer, Transition, make_optimizer, make_train
+Importing `jaxms.ppo` is cheap: `PPOConfig` (jaxms.ppo.config) imports no JAX, and the names below that
+need JAX are imported on first use.
+"""
 
-__all__ = ["PPOConfig", "RunnerState", "Trainer", "Transition", "compute_gae", "entropy",
-           "explained_variance", "log_prob", "make_optimizer", "make_train", "ppo_loss"]
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "PPOConfig": "jaxms.ppo.config",
+    "compute_gae": "jaxms.ppo.gae",
+    "entropy": "jaxms.ppo.loss", "explained_variance": "jaxms.ppo.loss", "log_prob": "jaxms.ppo.loss",
+    "ppo_loss": "jaxms.ppo.loss",
+    "RunnerState": "jaxms.ppo.trainer", "Trainer": "jaxms.ppo.trainer", "Transition": "jaxms.ppo.trainer",
+    "make_optimizer": "jaxms.ppo.trainer", "make_train": "jaxms.ppo.trainer",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'jaxms.ppo' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

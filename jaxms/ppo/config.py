@@ -1,76 +1,87 @@
-"""PPO hyperparameters as one frozen dataclass (static under jit), with the earlier system's defaults."""
+"""PPO hyperparameters: one frozen, JAX-free dataclass (static under jit), the earlier system's defaults.
+
+The rollout sizes (`num_envs`, `n_steps`, `batch_size`) may be left unset (None): the training command
+fills them from its device table (`jaxms.config.resolve`, the earlier system's "unset = by device"). A
+PPOConfig with unset sizes is a valid setting but cannot train: `rollout_size`, `num_minibatches` and
+`num_updates` (hence `make_train`) raise a ValueError naming the unset field.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 
+from jaxms.settings import check_bool, check_choice, check_int, check_number, setting
+
 LR_SCHEDULES = ("constant", "linear")
+SIZES = ("num_envs", "n_steps", "batch_size")
 
 
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
-    """PPO settings. Names follow the earlier system's flags where it had them (n_steps, batch_size).
+    """PPO settings. Flags follow the earlier system's names where it had them (--n-envs, --n-steps,
+    --batch-size, --total-timesteps, --learning-rate). A rollout holds num_envs * n_steps transitions;
+    num_updates = total_timesteps // rollout."""
 
-    Attributes:
-        num_envs: environments stepped in parallel (vmapped).
-        n_steps: steps per environment per rollout; a rollout holds num_envs * n_steps transitions.
-        batch_size: transitions per minibatch (must divide num_envs * n_steps).
-        total_timesteps: env steps over the whole run (num_updates = total // (num_envs * n_steps)).
-        update_epochs: passes over each rollout.
-        learning_rate, lr_schedule: Adam's step size, constant or decayed linearly to 0 over the run.
-        gamma, gae_lambda: discount and GAE's lambda.
-        clip_eps: the surrogate's ratio clip; clip_value also clips the value update by it (off by
-            default, as in Stable-Baselines3).
-        ent_coef, vf_coef: weights of the entropy bonus and the value loss.
-        max_grad_norm: global-norm gradient clipping.
-        adam_eps: Adam's epsilon.
-        normalize_advantages: per minibatch.
-        updates_per_chunk: updates in one jitted call (the host logs and checkpoints between calls).
-    """
-
-    num_envs: int = 8
-    n_steps: int = 128
-    batch_size: int = 256
-    total_timesteps: int = 1_000_000
-    update_epochs: int = 10
-    learning_rate: float = 1e-4
-    lr_schedule: str = "constant"
-    gamma: float = 0.995
-    gae_lambda: float = 0.95
-    clip_eps: float = 0.2
-    clip_value: bool = False
-    ent_coef: float = 0.005
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    adam_eps: float = 1e-5
-    normalize_advantages: bool = True
-    updates_per_chunk: int = 1
+    num_envs: int | None = setting(None, "parallel environments, vmapped (default by device: cuda 8, cpu 2; "
+                                   "8 on small maps on CPU)", flag="n-envs")
+    n_steps: int | None = setting(None, "rollout steps per environment per update (default by device: cuda "
+                                  "1024, cpu 256; 64 on small maps on CPU)")
+    batch_size: int | None = setting(None, "PPO minibatch size in transitions (default by device: cuda 256, "
+                                     "cpu 32; 64 on small maps on CPU); must divide n_envs x n_steps")
+    total_timesteps: int = setting(1_000_000, "environment steps to train for (all envs together)")
+    update_epochs: int = setting(10, "passes over each rollout")
+    learning_rate: float = setting(1e-4, "Adam step size")
+    lr_schedule: str = setting("constant", "constant, or linear (decays to 0 over the run)",
+                               choices=LR_SCHEDULES)
+    gamma: float = setting(0.995, "discount")
+    gae_lambda: float = setting(0.95, "GAE lambda")
+    clip_eps: float = setting(0.2, "PPO ratio clip")
+    clip_value: bool = setting(False, "also clip the value update by clip_eps (off, as in Stable-Baselines3)")
+    ent_coef: float = setting(0.005, "entropy bonus weight")
+    vf_coef: float = setting(0.5, "value loss weight")
+    max_grad_norm: float = setting(0.5, "global gradient-norm clip")
+    adam_eps: float = setting(1e-5, "Adam's epsilon")
+    normalize_advantages: bool = setting(True, "normalise advantages per minibatch")
+    updates_per_chunk: int = setting(1, "PPO updates per jitted call (the host logs, checkpoints and "
+                                     "evaluates between calls)")
 
     def __post_init__(self) -> None:
-        for name in ("num_envs", "n_steps", "batch_size", "total_timesteps", "update_epochs",
-                     "updates_per_chunk"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule {self.lr_schedule!r}: accepted are {', '.join(LR_SCHEDULES)}")
-        rollout = self.num_envs * self.n_steps
-        if rollout % self.batch_size != 0:
-            divisors = [d for d in (16, 32, 64, 128, 256, 512, 1024, 2048) if rollout % d == 0]
-            raise ValueError(f"batch_size {self.batch_size} must divide the rollout size "
-                             f"num_envs * n_steps = {self.num_envs} * {self.n_steps} = {rollout} "
-                             f"(e.g. one of {divisors})")
+        for name in SIZES:
+            check_int("PPOConfig", name, getattr(self, name), 1, optional=True)
+        for name in ("total_timesteps", "update_epochs", "updates_per_chunk"):
+            check_int("PPOConfig", name, getattr(self, name), 1)
+        check_choice("PPOConfig", "lr_schedule", self.lr_schedule, LR_SCHEDULES)
         for name in ("learning_rate", "max_grad_norm", "adam_eps"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+            check_number("PPOConfig", name, getattr(self, name), low=0, low_open=True)
         for name in ("gamma", "gae_lambda"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
-        if not 0.0 < self.clip_eps < 1.0:
-            raise ValueError(f"clip_eps must be in (0, 1), got {self.clip_eps!r}")
+            check_number("PPOConfig", name, getattr(self, name), low=0, high=1)
+        check_number("PPOConfig", "clip_eps", self.clip_eps, low=0, high=1, low_open=True, high_open=True)
+        for name in ("ent_coef", "vf_coef"):
+            check_number("PPOConfig", name, getattr(self, name), low=0)
+        for name in ("clip_value", "normalize_advantages"):
+            check_bool("PPOConfig", name, getattr(self, name))
+        if self.sizes_set:
+            rollout = self.num_envs * self.n_steps
+            if rollout % self.batch_size != 0:
+                divisors = [d for d in (16, 32, 64, 128, 256, 512, 1024, 2048) if rollout % d == 0]
+                raise ValueError(f"PPOConfig.batch_size {self.batch_size} must divide the rollout size "
+                                 f"num_envs * n_steps = {self.num_envs} * {self.n_steps} = {rollout} "
+                                 f"(e.g. one of {divisors})")
+
+    @property
+    def sizes_set(self) -> bool:
+        """num_envs, n_steps and batch_size are all set (not left to the device table)."""
+        return all(getattr(self, name) is not None for name in SIZES)
+
+    def _require_sizes(self) -> None:
+        for name in SIZES:
+            if getattr(self, name) is None:
+                raise ValueError(f"PPOConfig.{name} is unset (None): set it, or fill the unset sizes for a "
+                                 "device with jaxms.config.resolve")
 
     @property
     def rollout_size(self) -> int:
+        self._require_sizes()
         return self.num_envs * self.n_steps
 
     @property
