@@ -1,10 +1,11 @@
 """Proof that the agent learns: train from scratch on a small map within a time budget, then evaluate.
 
-Trains `python -m jaxms.train`'s default pipeline (multi-scale views sized for the map) for `--minutes`
-on a small built-in map against tribes, then plays `--games` games with the trained policy and with the
-baselines in the same seat (uniform random over legal actions, always WAIT, the tribe AI itself).
-Passes when the agent's win rate is at least 30 points above the random policy's and above the tribe
-AI's. Writes the learning curve (PNG), the run folder, and JSON + markdown results.
+Trains the default pipeline of `python -m jaxms.train` (`jaxms.run.train`: multi-scale views sized for
+the map) for `--minutes` on a small built-in map against tribes, then plays `--games` games with the
+trained policy and with the baselines in the same seat (uniform random over legal actions, always
+WAIT, the tribe AI itself). Passes when the agent's win rate is at least 30 points above the random
+policy's and above the tribe AI's. Writes the learning curve (PNG), the run folder, and JSON + markdown
+results.
 
     python -m benchmarks.learning [--map continents_128] [--num-bots 5] [--minutes 20] [--games 50]
 
@@ -37,8 +38,10 @@ from PIL import Image, ImageDraw
 
 from benchmarks.common import RESULTS_DIR, write_results
 from jaxms.config import TrainConfig
-from jaxms.evaluate import evaluate_policies, format_table, network_policy, random_policy, wait_policy
-from jaxms.train import build_run, load_run, train
+from jaxms.env.config import TIME_LIMITS
+from jaxms.env.contract import MODES
+from jaxms.play import evaluate_policies, format_table, network_policy, random_policy, wait_policy
+from jaxms.run import build_run, load_game_maps, load_run, train
 
 
 def plot_curves(progress_csv: Path, out_png: Path, title: str) -> None:
@@ -81,10 +84,10 @@ def main() -> None:
     parser.add_argument("--games", type=int, default=50)
     parser.add_argument("--total-timesteps", type=int, default=120_000,
                         help="the learning rate decays linearly to 0 over these steps (~20 quiet minutes)")
-    parser.add_argument("--obs", default="multi", choices=("multi", "single"))
+    parser.add_argument("--obs", default="multi", choices=MODES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-steps", type=int, default=80, help="steps per game (see above)")
-    parser.add_argument("--time-limit", default="lose", choices=("lose", "truncate"), help="see above")
+    parser.add_argument("--time-limit", default="lose", choices=TIME_LIMITS, help="see above")
     parser.add_argument("--gamma", type=float, default=0.995)
     parser.add_argument("--ent-coef", type=float, default=0.005)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -94,14 +97,14 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=None, help="where results go (benchmarks/results)")
     args = parser.parse_args()
 
-    config = TrainConfig(map=args.map, num_bots=args.num_bots, obs=args.obs, seed=args.seed,
-                         total_timesteps=args.total_timesteps, lr_schedule="linear",
-                         max_minutes=args.minutes, max_steps=args.max_steps, time_limit=args.time_limit,
-                         output_dir=args.output_dir, name=f"learning_{args.obs}", eval_every=0,
-                         image_every=0, checkpoint_every=20, network_width=args.network_width,
-                         learning_rate=args.learning_rate, gamma=args.gamma, ent_coef=args.ent_coef,
-                         n_envs=16, n_steps=32, batch_size=128, update_epochs=args.update_epochs,
-                         reset_pool_size=64)
+    config = TrainConfig().replace(
+        map=args.map, num_bots=args.num_bots, obs=args.obs, seed=args.seed,
+        total_timesteps=args.total_timesteps, lr_schedule="linear", max_minutes=args.minutes,
+        max_steps=args.max_steps, time_limit=args.time_limit, output_dir=args.output_dir,
+        name=f"learning_{args.obs}", eval_every=0, image_every=0, checkpoint_every=20,
+        network_width=args.network_width, learning_rate=args.learning_rate, gamma=args.gamma,
+        ent_coef=args.ent_coef, n_envs=16, n_steps=32, batch_size=128, update_epochs=args.update_epochs,
+        reset_pool_size=64)
     run_dir = train(config)
     out_dir = Path(args.out_dir or RESULTS_DIR)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -115,8 +118,10 @@ def main() -> None:
 
     # Held-out games: every evaluation game starts from a fresh spawn drawn from its own key, not from the
     # pool of start positions that training auto-reset from.
+    maps = load_game_maps(trained_config)
+
     def env_factory(autopilot: bool):
-        return build_run(trained_config, agent_autopilot=autopilot)[0]
+        return build_run(trained_config, agent_autopilot=autopilot, maps=maps).env
 
     results = evaluate_policies(env_factory, lambda env: env.default_params, policies, args.games,
                                 seed=args.seed + 1000)

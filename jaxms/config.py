@@ -1,164 +1,352 @@
-"""The run configuration of `python -m jaxms.train`: one frozen dataclass, presets, device defaults.
+"""The run configuration of `python -m jaxms.train`: `TrainConfig`, composed of the component configs.
 
-Flags keep the earlier system's names and meaning (`--map`, `--num-bots`, `--local-view-size`, `--device`,
-`--n-envs`, `--batch-size`, `--n-steps`, `--total-timesteps`, `--learning-rate`, `--output-dir`,
-`--continue-from`). Values left unset (None) are filled in by `resolve`:
+    TrainConfig
+      run:     RunConfig      map, maps_dir, device, seed, output_dir, name, continue_from, checkpoints,
+                              evaluation, images, max_minutes (this module)
+      env:     EnvConfig      players, ticks per step, max steps, time limit, reward (jaxms.env.config)
+        obs:   ObsConfig      mode (--obs), view sizes, frame stack (jaxms.env.contract)
+      network: NetworkConfig  dtype, width, attention, heads, conv (jaxms.nn.config); its `obs` follows
+                              env.obs.mode
+      ppo:     PPOConfig      rollout sizes, PPO and Adam settings (jaxms.ppo.config)
+
+Every setting is one field of one of these frozen dataclasses, declared with `jaxms.settings.setting`
+(help text, choices, flag name beside the field). The command line and config files are generated from the
+fields: each field is one flat flag (`--learning-rate`, `--frame-stack`, `--n-envs`), its name the field's
+name with '-' for '_' unless its metadata names the flag (the earlier system's names: `--n-envs` for
+`ppo.num_envs`, `--obs` for `env.obs.mode`, `--network-width` for `network.width`). Fields with `cli=False`
+are set by another setting (`network.obs` by `--obs`).
+
+Config files (JSON or TOML) take the same settings flat (`learning-rate = 3e-4` or `learning_rate`), in
+sections (`[ppo] learning_rate = 3e-4`, `{"env": {"num_bots": 3, "obs": {"frame_stack": 2}}}`), or both;
+a run folder's `config.json` is written nested (`dataclasses.asdict`) and read back by the same loader.
+
+Each component validates itself (`__post_init__`); `TrainConfig` only adds what spans components. The rollout
+sizes (`ppo.num_envs`, `ppo.n_steps`, `ppo.batch_size`) may stay unset (None) in a TrainConfig: `resolve`
+fills them from the device table before training (the earlier system's "unset = by device"):
 - n_envs / batch_size / n_steps from the earlier system's table per device (CUDA 8/256/1024,
   MPS 4/64/512, CPU 2/32/256), and on CPU from a smaller table for small maps so they train fast;
-- views from the map's size (`ObsConfig.for_map` when the observation module provides it).
+- views follow the map's size (`ObsConfig.sized`, done by the env).
+
+JAX-free: importing this module imports no JAX.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from jaxms.env.config import EnvConfig
+from jaxms.nn.config import NetworkConfig
+from jaxms.ppo.config import PPOConfig
+from jaxms.settings import (
+    Leaf,
+    check_choice,
+    check_int,
+    check_number,
+    field_types,
+    is_settings_class,
+    leaves,
+    setting,
+)
+
 DEVICES = ("auto", "cpu", "cuda", "gpu", "mps")
-OBS_MODES = ("multi", "single")
-REWARDS = ("share", "rank")
-TIME_LIMITS = ("truncate", "lose")  # jaxms.env.territory.TIME_LIMITS (not imported: config stays jax-free)
 # device -> (n_envs, batch_size, n_steps): the earlier system's recommended settings.
 DEVICE_DEFAULTS = {"cuda": (8, 256, 1024), "mps": (4, 64, 512), "cpu": (2, 32, 256)}
 # On CPU, maps up to this many tiles train with more, shorter rollouts (cheap steps, quick feedback).
 SMALL_MAP_TILES = 256 * 256
 SMALL_MAP_CPU_DEFAULTS = (8, 64, 64)
 
+SettingPath = tuple[str, ...]  # a setting's place in TrainConfig: ("ppo", "learning_rate")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """What a training run is about and how the host loop runs it: the map, the device, the run folder,
+    checkpoints, evaluation during training and its time budget."""
+
+    map: str = setting("continents_128", "map spec: built-in (continents_128, islands_256x128_s1), an "
+                       "OpenFront folder or name (australia, australia@4x), a crop "
+                       "(australia:915,290,1024,1024), a terrain PNG, or a pool of maps of one shape "
+                       "(continents_256_s0-99, a+b) (see python -m jaxms.maps list)")
+    maps_dir: str | None = setting(None, "folder of OpenFront map folders (also $JAXMS_MAPS_DIR)")
+    device: str = setting("auto", "cpu, cuda (gpu) or auto; mps is served by the PyTorch path, not JAX",
+                          choices=DEVICES)
+    seed: int = setting(0, "random seed (same seed, same run)")
+    output_dir: str = setting("runs", "folder for runs")
+    name: str | None = setting(None, "run name (default: map and obs mode)")
+    continue_from: str | None = setting(None, "resume from a run folder (or its checkpoints/, best/, final/ "
+                                        "folder)")
+    checkpoint_every: int = setting(10, "updates between checkpoints")
+    keep_checkpoints: int = setting(3, "checkpoints kept")
+    eval_every: int = setting(50, "updates between evaluations (for best/; 0: never)")
+    eval_games: int = setting(16, "games per evaluation")
+    image_every: int = setting(50, "updates between logged images of the views (0: never)")
+    max_minutes: float | None = setting(None, "stop after this many minutes of training (saved like a "
+                                        "finished run)")
+
+    def __post_init__(self) -> None:
+        check_choice("RunConfig", "device", self.device, DEVICES)
+        if not isinstance(self.map, str) or not self.map:
+            raise ValueError(f"RunConfig.map must be a map spec, got {self.map!r}")
+        for name, low in (("seed", 0), ("checkpoint_every", 1), ("keep_checkpoints", 1), ("eval_every", 0),
+                          ("eval_games", 1), ("image_every", 0)):
+            check_int("RunConfig", name, getattr(self, name), low)
+        check_number("RunConfig", "max_minutes", self.max_minutes, low=0, low_open=True, optional=True)
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run needs; saved as config.json in the run folder."""
+    """Everything a training run needs, as its component configs; saved as config.json in the run folder.
 
-    map: str = "continents_128"
-    maps_dir: str | None = None
-    num_bots: int = 10
-    nations: bool = False
-    obs: str = "multi"
-    local_view_size: int | None = None  # tiles around the agent in the local view (default by map size)
-    frame_stack: int = 4
-    device: str = "auto"
-    n_envs: int | None = None
-    batch_size: int | None = None
-    n_steps: int | None = None
-    total_timesteps: int = 1_000_000
-    learning_rate: float = 1e-4
-    lr_schedule: str = "constant"
-    gamma: float = 0.995
-    gae_lambda: float = 0.95
-    clip_eps: float = 0.2
-    ent_coef: float = 0.005
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    update_epochs: int = 10
-    seed: int = 0
-    ticks_per_step: int = 10
-    max_steps: int = 1000
-    time_limit: str = "truncate"  # what max_steps means: "truncate" (bootstrapped) or "lose" (a timed game)
-    reset_pool_size: int = 16  # start positions made at launch for auto-reset (0: a fresh game every reset)
-    reward: str = "share"
-    network_width: float = 1.0
-    network_dtype: str = "float32"
-    attention: bool = True
-    output_dir: str = "runs"
-    name: str | None = None
-    continue_from: str | None = None
-    updates_per_chunk: int = 1
-    checkpoint_every: int = 10  # updates
-    keep_checkpoints: int = 3
-    eval_every: int = 50  # updates; 0 disables evaluation during training
-    eval_games: int = 16
-    image_every: int = 50  # updates between logged images of the views; 0 disables
-    max_minutes: float | None = None  # stop (checkpointed, like the end of the run) after this long
+    `network.obs` is derived from `env.obs.mode` (one source: `--obs`). Build one from flat or nested
+    settings with `TrainConfig.from_dict` or `replace` (`config.replace(learning_rate=1e-3, n_envs=16)`).
+    """
+
+    run: RunConfig = setting(RunConfig(), "the run: map, device, run folder, checkpoints, evaluation")
+    env: EnvConfig = setting(EnvConfig(), "the environment and its observation")
+    network: NetworkConfig = setting(NetworkConfig(), "the policy/value network")
+    ppo: PPOConfig = setting(PPOConfig(), "the PPO algorithm and its rollout sizes")
 
     def __post_init__(self) -> None:
-        _check_choice("device", self.device, DEVICES)
-        _check_choice("obs", self.obs, OBS_MODES)
-        _check_choice("reward", self.reward, REWARDS)
-        _check_choice("time_limit", self.time_limit, TIME_LIMITS)
-        for name in ("num_bots", "frame_stack", "total_timesteps", "ticks_per_step", "max_steps",
-                     "update_epochs", "updates_per_chunk", "checkpoint_every", "keep_checkpoints",
-                     "eval_every", "eval_games", "image_every", "seed", "reset_pool_size"):
-            value = getattr(self, name)
-            low = 0 if name in ("num_bots", "eval_every", "image_every", "seed", "reset_pool_size") else 1
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
-        for name in ("n_envs", "batch_size", "n_steps", "local_view_size"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError(f"--max-minutes must be > 0, got {self.max_minutes!r}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"--learning-rate must be > 0, got {self.learning_rate!r}")
+        for name, kind in field_types(TrainConfig).items():
+            if not isinstance(getattr(self, name), kind):
+                raise ValueError(f"TrainConfig.{name} must be a {kind.__name__}, got "
+                                 f"{type(getattr(self, name)).__name__}")
+        if self.network.obs != self.env.obs.mode:
+            object.__setattr__(self, "network", dataclasses.replace(self.network, obs=self.env.obs.mode))
 
     def to_json(self) -> str:
+        """The nested form written as config.json (read back by `from_dict` / `load_config_file`)."""
         return json.dumps(dataclasses.asdict(self), indent=2)
 
     def replace(self, **changes: Any) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
+        """This config with `changes`: whole components (`ppo=PPOConfig(...)`) or settings by flag or field
+        name (`learning_rate=1e-3`, `n_envs=16`, `obs="single"`). Raises ValueError (unknown name, wrong
+        type, invalid value)."""
+        return TrainConfig.from_dict(changes, source="TrainConfig.replace", base=self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "settings", base: TrainConfig | None = None
+                  ) -> TrainConfig:
+        """A config from flat and/or nested settings (the forms of a config file) over `base` (default:
+        the defaults). Raises ValueError naming `source`, the key and what is accepted."""
+        settings, keys = parse_settings(data, source)
+        try:
+            return build_config(settings, base)
+        except ValueError as error:
+            named = {p: f"key '{key}'" for p, key in keys.items()}
+            raise ValueError(f"{source}: {explain(error, named)}") from None
+
+    def flat(self) -> dict[str, Any]:
+        """Every setting by flag name (`{"learning-rate": 0.0001, ...}`), `cli=False` fields left out."""
+        return {flag: _get(self, leaf.path) for flag, leaf in flags().items()}
 
 
-def _check_choice(name: str, value: Any, accepted: tuple[str, ...]) -> None:
-    if value not in accepted:
-        raise ValueError(f"--{name.replace('_', '-')} {value!r} is not accepted: use one of "
-                         f"{', '.join(accepted)}")
+# ---------------------------------------------------------------------------------------------------------
+# Settings by name: flags, flat and nested config-file keys
+# ---------------------------------------------------------------------------------------------------------
 
 
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Settings from a JSON or TOML file (keys are TrainConfig fields, `-` or `_`). Raises ValueError."""
+@functools.cache
+def all_leaves() -> tuple[Leaf, ...]:
+    """Every setting of TrainConfig (those with `cli=False` included), depth first."""
+    return tuple(leaves(TrainConfig))
+
+
+@functools.cache
+def flags() -> dict[str, Leaf]:
+    """The command-line settings by flag name without dashes ("learning-rate"): every leaf with `cli`.
+    Raises if two fields claim one flag (a new field must pick another name with `flag=`)."""
+    found: dict[str, Leaf] = {}
+    for leaf in all_leaves():
+        if not leaf.cli:
+            continue
+        if leaf.flag in found:
+            raise RuntimeError(f"--{leaf.flag} is claimed by {found[leaf.flag].qualname} and "
+                               f"{leaf.qualname}: give one of them another name with setting(flag=...)")
+        found[leaf.flag] = leaf
+    return found
+
+
+def _by_qualname() -> dict[str, Leaf]:
+    return {leaf.qualname: leaf for leaf in all_leaves()}
+
+
+def _get(config: Any, path: SettingPath) -> Any:
+    for name in path:
+        config = getattr(config, name)
+    return config
+
+
+def _normal(key: str) -> str:
+    return key.replace("_", "-")
+
+
+def parse_settings(data: Mapping[str, Any], source: str = "settings"
+                   ) -> tuple[dict[SettingPath, Any], dict[SettingPath, str]]:
+    """Settings of `data` as (values by path, the key each came from), values type-checked.
+
+    Accepted keys: at the top level a flag name (`learning-rate` / `learning_rate`), or a section of
+    TrainConfig (`run`, `env`, `network`, `ppo`) holding a mapping (or a component config instance);
+    inside a section, the section's field names, nested sections (`env.obs`) and the flag names of the
+    section's settings. `cli=False` fields (`network.obs`) are accepted and checked against what they
+    follow (by `build_config`). Raises ValueError naming `source` and the key.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{source} must hold a mapping of settings, got {type(data).__name__}")
+    settings: dict[SettingPath, Any] = {}
+    keys: dict[SettingPath, str] = {}
+    _parse_section(TrainConfig, (), data, source, "", settings, keys)
+    return settings, keys
+
+
+def _parse_section(cls: type, prefix: SettingPath, data: Mapping[str, Any], source: str, key_prefix: str,
+                   settings: dict[SettingPath, Any], keys: dict[SettingPath, str]) -> None:
+    hints = field_types(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    under = {leaf.flag: leaf for leaf in all_leaves() if leaf.path[:len(prefix)] == prefix and leaf.cli}
+    for key, value in data.items():
+        key = str(key)
+        where = f"{key_prefix}{key}"
+        name = key.replace("-", "_")
+        section = name in fields and is_settings_class(hints[name])
+        if section and isinstance(value, hints[name]):
+            settings[(*prefix, name)], keys[(*prefix, name)] = value, where
+            continue
+        if section and (isinstance(value, Mapping) or _normal(key) not in under):
+            if not isinstance(value, Mapping):
+                raise ValueError(f"{source}: key '{where}' must be a section (a mapping of "
+                                 f"{hints[name].__name__} settings), got {value!r}")
+            _parse_section(hints[name], (*prefix, name), value, source, where + ".", settings, keys)
+            continue
+        leaf = None
+        if name in fields and not section:
+            leaf = next(lf for lf in all_leaves() if lf.path == (*prefix, name))
+        elif _normal(key) in under:  # a flag name (`[env] obs = "single"`, `[env] frame-stack = 2`)
+            leaf = under[_normal(key)]
+        if leaf is None:
+            hint = [f"--{lf.flag}" for lf in all_leaves() if lf.name == name and lf.cli]
+            raise ValueError(f"{source}: unknown key '{where}'"
+                             f"{' (did you mean ' + ' or '.join(hint) + '?)' if hint else ''}; accepted "
+                             f"are {_accepted_keys(prefix)}")
+        try:
+            checked = leaf.check(value)
+        except ValueError as error:
+            raise ValueError(f"{source}: key '{where}' ({leaf.qualname}): {error}") from None
+        if leaf.path in settings and keys[leaf.path] != where:
+            raise ValueError(f"{source}: keys '{keys[leaf.path]}' and '{where}' both set {leaf.qualname}")
+        settings[leaf.path], keys[leaf.path] = checked, where
+
+
+def _accepted_keys(prefix: SettingPath) -> str:
+    if not prefix:
+        return ("the flag names of python -m jaxms.train --help (learning-rate or learning_rate) or the "
+                "sections run, env, network, ppo")
+    names = [leaf.path[len(prefix)] for leaf in all_leaves() if leaf.path[:len(prefix)] == prefix]
+    return ", ".join(dict.fromkeys(names))
+
+
+def build_config(settings: Mapping[SettingPath, Any], base: TrainConfig | None = None) -> TrainConfig:
+    """`base` (default: the defaults) with `settings` (values by path) applied, each component built (and
+    so validated) once. A value given for a `cli=False` field must agree with what it follows. Raises the
+    components' ValueError (messages start with `Component.field`)."""
+    config = _apply(TrainConfig, TrainConfig() if base is None else base, settings)
+    for path, value in settings.items():
+        leaf = next((lf for lf in all_leaves() if lf.path == path), None)
+        if leaf is not None and not leaf.cli and _get(config, path) != value:
+            raise ValueError(f"{leaf.qualname} is not set directly ({leaf.help}): got {value!r} where the "
+                             f"config has {_get(config, path)!r}")
+    return config
+
+
+def _apply(cls: type, base: Any, settings: Mapping[SettingPath, Any]) -> Any:
+    changes: dict[str, Any] = {}
+    nested: dict[str, dict[SettingPath, Any]] = {}
+    for path, value in settings.items():
+        if len(path) == 1:
+            changes[path[0]] = value
+        else:
+            nested.setdefault(path[0], {})[path[1:]] = value
+    hints = field_types(cls)
+    for name, sub in nested.items():
+        changes[name] = _apply(hints[name], changes.get(name, getattr(base, name)), sub)
+    return dataclasses.replace(base, **changes) if changes else base
+
+
+_QUALNAME = re.compile(r"\b([A-Z]\w*Config)\.(\w+)")
+
+
+def explain(error: Exception, names: Mapping[SettingPath, str] | None = None) -> str:
+    """A component's message with each `Component.field` replaced by how the user wrote it: the key of
+    `names` (by path) when given there, else the flag (`--n-envs`)."""
+    by_qualname = _by_qualname()
+
+    def name(match: re.Match) -> str:
+        leaf = by_qualname.get(f"{match.group(1)}.{match.group(2)}")
+        if leaf is None:
+            return match.group(0)
+        if names and leaf.path in names:
+            return names[leaf.path]
+        return f"--{leaf.flag}" if leaf.cli else match.group(0)
+
+    return _QUALNAME.sub(name, str(error))
+
+
+def read_config_file(path: str | Path) -> tuple[dict[SettingPath, Any], dict[SettingPath, str]]:
+    """Settings of a JSON or TOML file (any of the forms of `parse_settings`) as (values by path, the
+    key each came from, prefixed with the file). Raises ValueError naming the file and the key."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"config file {path} does not exist")
-    text = path.read_text()
+    kind = "TOML" if path.suffix == ".toml" else "JSON"
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
-        raise ValueError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: "
-                         f"{error}") from error
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a mapping of settings, got {type(data).__name__}")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    settings = {key.replace("-", "_"): value for key, value in data.items()}
-    unknown = sorted(set(settings) - fields)
-    if unknown:
-        raise ValueError(f"config file {path}: unknown settings {unknown}; accepted are {sorted(fields)}")
-    return settings
+        text = path.read_text()
+        data = tomllib.loads(text) if kind == "TOML" else json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ValueError(f"config file {path} is not valid {kind}: {error}") from error
+    settings, keys = parse_settings(data, f"config file {path}")
+    return settings, {p: f"config file {path}: key '{key}'" for p, key in keys.items()}
 
 
-def detect_device(requested: str) -> str:
-    """'cpu' or 'cuda' (JAX's platform for the run). 'mps' is refused with where to go instead."""
-    import jax
+def load_config_file(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
+    """The TrainConfig of a JSON or TOML file (flat, nested, or an earlier run's config.json) over `base`.
+    Raises ValueError naming the file, the key and what is accepted."""
+    settings, keys = read_config_file(path)
+    try:
+        return build_config(settings, base)
+    except ValueError as error:
+        raise ValueError(explain(error, keys)) from None
 
-    if requested == "mps":
-        raise ValueError("--device mps: JAX has no working Metal backend; on a Mac, train the same network "
-                         "with the PyTorch path (jaxms.torch_backend) or use --device cpu")
-    platforms = {d.platform for d in jax.devices()}
-    if requested in ("cuda", "gpu"):
-        if "gpu" not in platforms and "cuda" not in platforms:
-            raise ValueError(f"--device {requested}: no GPU is visible to JAX (devices: "
-                             f"{', '.join(sorted(platforms))}); install jax[cuda12] or use --device cpu")
-        return "cuda"
-    if requested == "cpu":
-        return "cpu"
-    return "cuda" if ("gpu" in platforms or "cuda" in platforms) else "cpu"
+
+# ---------------------------------------------------------------------------------------------------------
+# Resolution: the device table
+# ---------------------------------------------------------------------------------------------------------
 
 
 def resolve(config: TrainConfig, map_tiles: int, device: str) -> TrainConfig:
-    """Fill unset sizes from the device table (and the small-map table on CPU); check they fit together."""
+    """Fill the unset rollout sizes (`ppo.num_envs`, `n_steps`, `batch_size`) from the device table (and the
+    small-map table on CPU); check they fit together. `device` is "cpu", "cuda" or "mps"."""
     n_envs, batch_size, n_steps = DEVICE_DEFAULTS.get(device, DEVICE_DEFAULTS["cpu"])
     if device == "cpu" and map_tiles <= SMALL_MAP_TILES:
         n_envs, batch_size, n_steps = SMALL_MAP_CPU_DEFAULTS
-    resolved = config.replace(n_envs=config.n_envs or n_envs, n_steps=config.n_steps or n_steps,
-                              batch_size=config.batch_size or batch_size)
-    rollout = resolved.n_envs * resolved.n_steps
-    if rollout % resolved.batch_size != 0:
-        if config.batch_size is not None:
-            raise ValueError(f"--batch-size {resolved.batch_size} must divide --n-envs x --n-steps = "
-                             f"{rollout}")
-        resolved = resolved.replace(batch_size=_largest_divisor_at_most(rollout, resolved.batch_size))
-    return resolved
+    ppo = config.ppo
+    n_envs, n_steps = ppo.num_envs or n_envs, ppo.n_steps or n_steps
+    rollout = n_envs * n_steps
+    if ppo.batch_size is not None:
+        if rollout % ppo.batch_size != 0:
+            raise ValueError(f"PPOConfig.batch_size {ppo.batch_size} must divide PPOConfig.num_envs x "
+                             f"PPOConfig.n_steps = {n_envs} x {n_steps} = {rollout}")
+        batch_size = ppo.batch_size
+    elif rollout % batch_size != 0:
+        batch_size = _largest_divisor_at_most(rollout, batch_size)
+    return dataclasses.replace(config, ppo=dataclasses.replace(ppo, num_envs=n_envs, n_steps=n_steps,
+                                                               batch_size=batch_size))
 
 
 def _largest_divisor_at_most(n: int, limit: int) -> int:

@@ -35,7 +35,7 @@ class RunLogger:
         self.writer.add_text("config", "```\n" + config.to_json() + "\n```")
         self.env = env
         self.episodes = collections.deque(maxlen=EPISODE_WINDOW)  # (return, length, won, share, rank)
-        total = config.total_timesteps
+        total = config.ppo.total_timesteps
         # tqdm hides itself when stderr is not a terminal (CI logs, pipes).
         self.bar = tqdm(total=total, unit="step", unit_scale=True, dynamic_ncols=True, disable=quiet or None,
                         file=sys.stderr)

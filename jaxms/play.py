@@ -1,0 +1,145 @@
+"""Playing games: policies in the agent's seat, batched games to their end, and their summaries.
+
+    from jaxms.play import network_policy, play_games, summarise
+    games = play_games(env, env.default_params, network_policy(network, params), 50, jax.random.key(0))
+    print(summarise(games)["win_rate"])
+
+Policies are `(key, batched obs) -> int32[N]` actions: a trained network's (sampled or greedy), uniform
+random over the legal actions, always WAIT; "tribe" (in `evaluate_policies`) plays the seat with the tribe
+rules (the env's autopilot). Used by the training loop (evaluations for best/) and `python -m
+jaxms.evaluate`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxms.env.contract import WAIT_ACTION
+
+POLICY_KINDS = ("sample", "greedy")  # how a network policy picks its action
+
+Policy = Callable[[jax.Array, dict], jax.Array]  # (key, batched obs) -> int32[N] actions
+
+
+def network_policy(network, params, greedy: bool = False) -> Policy:
+    """Actions of a trained network: sampled from its policy, or its most likely action."""
+
+    def act(key, obs):
+        logits, _, _ = network.apply(params, obs)
+        actions = jnp.argmax(logits, axis=-1) if greedy else jax.random.categorical(key, logits)
+        return actions.astype(jnp.int32)
+
+    return act
+
+
+def random_policy(key: jax.Array, obs: dict) -> jax.Array:
+    """Uniform over the legal actions."""
+    return jax.random.categorical(key, jnp.where(obs["action_mask"], 0.0, -1e9)).astype(jnp.int32)
+
+
+def wait_policy(key: jax.Array, obs: dict) -> jax.Array:
+    """Always WAIT (the first WAIT action, never masked)."""
+    del key
+    return jnp.full(obs["action_mask"].shape[:-1], WAIT_ACTION, jnp.int32)
+
+
+def play_games(env, params, policy: Policy, num_games: int, key: jax.Array, max_steps: int | None = None
+               ) -> dict[str, np.ndarray]:
+    """Play `num_games` episodes to their end (or `max_steps`); per game: won, land_share, rank, steps, dead.
+
+    Each game runs until it terminates or is truncated; finished games are frozen while others go on.
+    """
+    max_steps = int(params.max_steps) if max_steps is None else max_steps
+    reset_key, play_key = jax.random.split(key)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_games), params)
+    step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
+    zeros = jnp.zeros(num_games)
+    record = {"won": zeros.astype(bool), "land_share": zeros, "rank": zeros, "steps": zeros.astype(jnp.int32),
+              "dead": zeros.astype(bool), "finished": zeros.astype(bool)}
+
+    def body(carry):
+        obs, state, key, record, t = carry
+        key, act_key, step_key = jax.random.split(key, 3)
+        actions = policy(act_key, obs)
+        new_obs, new_state, _, terminated, truncated, info = step(jax.random.split(step_key, num_games),
+                                                                  state, actions, params)
+        ended = (terminated | truncated | (t + 1 >= max_steps)) & ~record["finished"]
+        record = {
+            "won": jnp.where(ended, info["won"], record["won"]),
+            "land_share": jnp.where(ended, info["land_share"], record["land_share"]),
+            "rank": jnp.where(ended, info["rank"], record["rank"]),
+            "steps": jnp.where(ended, new_state.steps, record["steps"]),
+            "dead": jnp.where(ended, info["dead"], record["dead"]),
+            "finished": record["finished"] | ended,
+        }
+        keep = lambda new, old: jnp.where(  # noqa: E731 (finished games stay as they ended)
+            record["finished"].reshape(-1, *([1] * (new.ndim - 1))), old, new)
+        return (jax.tree.map(keep, new_obs, obs), jax.tree.map(keep, new_state, state), key, record, t + 1)
+
+    def running(carry):
+        return ~carry[3]["finished"].all() & (carry[4] < max_steps)
+
+    @jax.jit
+    def run(obs, state, key):
+        return jax.lax.while_loop(running, body, (obs, state, key, record, jnp.int32(0)))[3]
+
+    results = run(obs, state, play_key)
+    return {name: np.asarray(value) for name, value in results.items() if name != "finished"}
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarise(games: dict[str, np.ndarray]) -> dict[str, float]:
+    """Win rate and means with 95% confidence intervals."""
+    n = len(games["won"])
+    wins = int(games["won"].sum())
+    low, high = wilson_interval(wins, n)
+    summary = {"games": n, "win_rate": wins / n, "win_rate_ci": [low, high]}
+    for name, key in (("land_share", "land_share"), ("rank", "rank"), ("survival_steps", "steps")):
+        values = games[key].astype(np.float64)
+        half = 1.96 * values.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
+        summary[name] = float(values.mean())
+        summary[name + "_ci"] = [float(values.mean() - half), float(values.mean() + half)]
+    summary["died"] = float(games["dead"].mean())
+    return summary
+
+
+def evaluate_policies(env_factory, params_factory, policies: dict[str, Policy | str], num_games: int,
+                      seed: int = 0) -> dict[str, dict]:
+    """Summaries per policy; a policy given as "tribe" plays the seat with the tribe rules (autopilot)."""
+    results = {}
+    for name, policy in policies.items():
+        env = env_factory(autopilot=policy == "tribe")
+        params = params_factory(env)
+        play = wait_policy if policy == "tribe" else policy
+        games = play_games(env, params, play, num_games, jax.random.key(seed))
+        results[name] = summarise(games)
+    return results
+
+
+def format_table(results: dict[str, dict]) -> str:
+    """The summaries of `evaluate_policies` as a text table, one policy per line."""
+    lines = [f"{'policy':<10} {'games':>5} {'win rate (95% CI)':>22} {'land share':>11} {'rank':>6} "
+             f"{'survival':>9} {'died':>5}"]
+    for name, r in results.items():
+        ci = f"{r['win_rate']:.2f} [{r['win_rate_ci'][0]:.2f}, {r['win_rate_ci'][1]:.2f}]"
+        lines.append(f"{name:<10} {r['games']:>5} {ci:>22} {r['land_share']:>11.3f} {r['rank']:>6.2f} "
+                     f"{r['survival_steps']:>9.1f} {r['died']:>5.2f}")
+    return "\n".join(lines)
+
+
+# Baseline policies in the agent's seat, by name ("tribe": the seat played by the tribe rules).
+BASELINES: dict[str, Policy | str] = {"random": random_policy, "wait": wait_policy, "tribe": "tribe"}
