@@ -220,6 +220,9 @@ def test_unreadable_config_files_and_cli_reports(tmp_path, capsys):
 def test_replace_takes_flags_fields_and_components():
     config = TrainConfig().replace(n_envs=4, learning_rate=1e-3, ppo=PPOConfig(gamma=0.9))
     assert config.ppo.num_envs == 4 and config.ppo.gamma == 0.9 and config.ppo.learning_rate == 1e-3
+    flat = config.flat()
+    assert flat["n-envs"] == 4 and flat["obs"] == "multi" and "network-width" in flat and "obs" in flat
+    assert TrainConfig.from_dict(flat) == config  # the flat form reads back
     with pytest.raises(ValueError, match="unknown key 'learning_rat'"):
         TrainConfig().replace(learning_rat=1)
     with pytest.raises(ValueError, match=r"key 'time_limit'.*expected one of truncate, lose"):
