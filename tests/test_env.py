@@ -7,12 +7,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from minimal_observer import MinimalObserver
 
 from jaxms import game, load_map
 from jaxms.env import DIRECTION_NAMES, NUM_ACTIONS, check_action, make_env
+from jaxms.game import stats
 
 PLAINS = load_map("plains_64x48")
-ENV = make_env(PLAINS, num_bots=2, max_steps=5, reset_pool_size=4)
+ENV = make_env(PLAINS, num_bots=2, max_steps=5, reset_pool_size=4, observer=MinimalObserver())
 PARAMS = ENV.default_params
 reset = jax.jit(ENV.reset)
 step = jax.jit(ENV.step)
@@ -142,7 +144,7 @@ def test_a_timed_game_ends_lost_at_the_limit_and_shows_the_time_left():
     np.testing.assert_allclose(times(obs), 0.0)
     # The default keeps the game's own clock (tick / Rules.max_ticks) and truncates.
     assert ENV.time_limit == "truncate"
-    with pytest.raises(ValueError, match="accepted are truncate, lose"):
+    with pytest.raises(ValueError, match="use one of truncate, lose"):
         make_env(PLAINS, time_limit="end")
 
 
@@ -165,10 +167,10 @@ def test_the_default_reward_is_the_scaled_change_in_land_share():
 
 
 def test_rank_reward_option():
-    env = make_env(PLAINS, num_bots=2, reward="rank", reset_pool_size=1)
+    env = make_env(PLAINS, num_bots=2, reward="rank", reset_pool_size=1, observer=MinimalObserver())
     _, state = jax.jit(env.reset)(jax.random.key(0), env.default_params)
     _, _, reward, *_ = jax.jit(env.step)(jax.random.key(0), state, action("WAIT"), env.default_params)
-    rank = float(env._rank(state.game))
+    rank = float(stats.rank(state.game, 1))
     assert 0.0 <= float(reward) <= float(env.default_params.rank_scale) and 1 <= rank <= 3
 
 
@@ -195,11 +197,11 @@ def test_same_key_same_episode_and_vmap_matches_single_envs():
 
 def test_bad_construction_is_rejected_with_what_is_accepted():
     small = load_map("plains_32")
-    with pytest.raises(ValueError, match="no room for"):
-        make_env(small, num_bots=40, reset_pool_size=1)
+    with pytest.raises(ValueError, match="no room for"):  # found when the start positions are made
+        _ = make_env(small, num_bots=40, reset_pool_size=1, obs="single").default_params
     with pytest.raises(ValueError, match="ticks_per_step must be an integer >= 1"):
         make_env(small, ticks_per_step=0)
-    with pytest.raises(ValueError, match="accepted rewards are share, rank"):
+    with pytest.raises(ValueError, match="reward='score' is not accepted: use one of share, rank"):
         make_env(small, reward="score")
     with pytest.raises(ValueError, match="exceed the maximum"):
         make_env(small, num_bots=300)

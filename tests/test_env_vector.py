@@ -15,6 +15,7 @@ from gymnasium.utils.env_checker import (
 )
 from gymnasium.utils.passive_env_checker import data_shares_objects
 from gymnasium.vector import AutoresetMode
+from minimal_observer import MinimalObserver
 
 from jaxms import load_map
 from jaxms.env import make_env
@@ -27,7 +28,8 @@ WAIT = np.full(NUM_ENVS, 40)  # WAIT at the lowest intensity in every env
 
 @pytest.fixture(scope="module")
 def env():
-    return make_env(load_map("plains_64x48"), num_bots=2, max_steps=MAX_STEPS, reset_pool_size=2)
+    return make_env(load_map("plains_64x48"), num_bots=2, max_steps=MAX_STEPS, reset_pool_size=2,
+                    observer=MinimalObserver())
 
 
 @pytest.fixture(scope="module")

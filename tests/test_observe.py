@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from minimal_observer import MinimalObserver
 from PIL import Image
 
 from jaxms import game, load_map
@@ -20,7 +21,6 @@ from jaxms.env.observe import (
     FEATURE_NAMES,
     NUM_FEATURES,
     TRANSITION_BUDGET,
-    MinimalObserver,
     ObsConfig,
     Observer,
 )
@@ -83,11 +83,11 @@ def border_tiles(owner: np.ndarray, land: np.ndarray, who=None) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("fields", "message"), [
-    ({"mode": "triple"}, "unknown observation mode"),
-    ({"global_size": 4}, "global_size must be an integer between 8"),
+    ({"mode": "triple"}, "mode='triple' is not accepted: use one of multi, single"),
+    ({"global_size": 4}, "global_size must be an integer in 8..4096"),
     ({"tactical_size": 64.0}, "tactical_size must be an integer"),
     ({"local_view_size": 64, "local_size": 128}, "must be >= local_size"),
-    ({"frame_stack": 0}, "frame_stack must be an integer between 1 and 16"),
+    ({"frame_stack": 0}, "frame_stack must be an integer in 1..16"),
     ({"stacked_channels": ("own", "bogus")}, "stacked_channels"),
 ])
 def test_bad_configs_are_refused_with_a_clear_message(fields, message):
@@ -98,9 +98,9 @@ def test_bad_configs_are_refused_with_a_clear_message(fields, message):
 def test_env_construction_errors():
     with pytest.raises(ValueError, match="either observer= or obs="):
         make_env("plains_64x48", num_bots=2, observer=MinimalObserver(), obs="multi")
-    with pytest.raises(ValueError, match="local_view_size needs obs="):
-        make_env("plains_64x48", num_bots=2, local_view_size=128)
-    with pytest.raises(ValueError, match="obs must be one of"):
+    # Multi-scale is the default observation, so a local view size needs no obs=.
+    assert make_env("plains_64x48", num_bots=2, local_view_size=128).config.obs.local_view_size == 128
+    with pytest.raises(ValueError, match="obs must be 'multi', 'single' or an ObsConfig"):
         make_env("plains_64x48", num_bots=2, obs=3)
 
 
@@ -116,7 +116,9 @@ def test_presets_pick_smaller_views_for_small_maps(shape, sizes):
 
 
 def test_bytes_per_transition_fit_the_budget():
-    multi, single = ObsConfig(), ObsConfig(mode="single")
+    multi, single = ObsConfig.for_map(1024, 1024), ObsConfig.for_map(1024, 1024, mode="single")
+    with pytest.raises(ValueError, match="view sizes follow the map"):
+        _ = ObsConfig().nbytes  # unsized: its sizes are chosen per map
     assert multi.bytes_per_view() == {"global_map": 262_144, "local_map": 262_144, "tactical_map": 65_536,
                                       "features": 256, "action_mask": 45}
     assert multi.nbytes == 590_125 <= TRANSITION_BUDGET
@@ -242,7 +244,7 @@ def test_five_tiles_are_visible_in_the_global_view_of_a_1024_map():
         owner[y, x] = 1
     owner[:100, :] = 2  # a tribe far away
     state = game.set_territory(base, owner, arrays, troops=[50_000, 20_000, 30_000, 40_000])
-    config = ObsConfig()
+    config = ObsConfig.for_map(1024, 1024)
     observer = Observer(config)
     obs, _ = jax.jit(observer.init)(state, arrays, MASK)
     names = config.channel_names
@@ -357,7 +359,7 @@ def test_a_map_smaller_than_every_window_is_padded_not_an_error():
     owner = np.zeros((48, 64), np.uint8)
     owner[10:20, 10:20] = 1
     state = game.set_territory(base, owner, arrays, troops=[50_000, 20_000, 30_000, 40_000])
-    config = ObsConfig()  # global 128, local 256 -> 128, tactical 64: all larger than the map
+    config = ObsConfig.for_map(1024, 1024)  # views 128, 256 -> 128, 64: all larger than the map
     obs, _ = jax.jit(Observer(config).init)(state, arrays, MASK)
     assert Observer(config).space((48, 64)).contains(jax.device_get(obs))
     land = np.asarray(obs["global_map"])[..., config.channel_names.index("unowned")]

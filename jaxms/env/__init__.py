@@ -3,29 +3,30 @@
     import jaxms
     env = jaxms.make_env(jaxms.load_map("continents_128"), num_bots=10)
     obs, state = env.reset(jax.random.key(0), env.default_params)
+
+Importing `jaxms.env` is cheap: the JAX-free modules (`contract`, `config`) import no JAX, and the names
+below that need JAX are imported on first use.
 """
 
-from jaxms.env.actions import DIRECTION_NAMES, INTENSITIES, NUM_ACTIONS, decode_action, direction_targets
-from jaxms.env.territory import EnvParams, EnvState, TerritoryEnv, check_action
+from __future__ import annotations
 
+import importlib
 
-def make_env(game_map, **kwargs) -> TerritoryEnv:
-    """A `TerritoryEnv` on `game_map` (a GameMap or a map spec string for `jaxms.load_map`)."""
-    if isinstance(game_map, str):
-        from jaxms.maps import load_map
-
-        game_map = load_map(game_map)
-    return TerritoryEnv(game_map, **kwargs)
+_LAZY = {
+    "DIRECTION_NAMES": "jaxms.env.contract", "INTENSITIES": "jaxms.env.contract",
+    "NUM_ACTIONS": "jaxms.env.contract", "WAIT": "jaxms.env.contract", "ObsConfig": "jaxms.env.contract",
+    "EnvConfig": "jaxms.env.config",
+    "decode_action": "jaxms.env.actions", "direction_targets": "jaxms.env.actions",
+    "EnvParams": "jaxms.env.territory", "EnvState": "jaxms.env.territory",
+    "TerritoryEnv": "jaxms.env.territory", "check_action": "jaxms.env.territory",
+    "make_env": "jaxms.env.territory", "JaxVectorEnv": "jaxms.env.vector",
+}
 
 
 def __getattr__(name: str):
-    # The gymnasium wrapper is imported on first use, so `import jaxms.env` never imports gymnasium.
-    if name == "JaxVectorEnv":
-        from jaxms.env.vector import JaxVectorEnv
-
-        return JaxVectorEnv
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'jaxms.env' has no attribute {name!r}")
 
 
-__all__ = ["DIRECTION_NAMES", "INTENSITIES", "NUM_ACTIONS", "EnvParams", "EnvState", "JaxVectorEnv",
-           "TerritoryEnv", "check_action", "decode_action", "direction_targets", "make_env"]
+__all__ = sorted(_LAZY)

@@ -19,14 +19,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxms.env.contract import (  # noqa: F401 (re-exported)
+    DIRECTION_NAMES,
+    INTENSITIES,
+    NUM_ACTIONS,
+    NUM_DIRECTIONS,
+    WAIT,
+    WAIT_ACTION,
+)
 from jaxms.game.grid import NEIGHBOURS, shift
 from jaxms.game.state import GameState, MapArrays
 
-DIRECTION_NAMES = ("N", "NE", "E", "SE", "S", "SW", "W", "NW", "WAIT")
-NUM_DIRECTIONS = 8  # compass directions; index 8 is WAIT
-WAIT = 8
-INTENSITIES = (0.15, 0.30, 0.45, 0.60, 0.75)  # share of the agent's troops sent
-NUM_ACTIONS = len(DIRECTION_NAMES) * len(INTENSITIES)  # 45
 # Unit vectors (dy, dx) of the compass directions; y grows southwards (row index).
 _DIAGONAL = float(np.sqrt(0.5))
 DIRECTION_VECTORS = np.array([(-1, 0), (-_DIAGONAL, _DIAGONAL), (0, 1), (_DIAGONAL, _DIAGONAL), (1, 0),

@@ -6,7 +6,7 @@ An observer is a small hashable object with:
   stack) it carries;
 - `observe(game, arrays, mask, memory) -> (obs, memory)`: the observation after a step.
 Everything is a pure function of the game state, so it runs inside jit and vmaps over environments.
-`Observer(ObsConfig(...))` is the real one; `MinimalObserver` is a tiny stand-in for env tests.
+`make_observer(obs, map_shape)` builds one sized for a map.
 
 Views (`ObsConfig`; sizes are static, every map size works, non-square included):
 - global (`global_size`^2): the whole map, one scale for both axes (aspect kept, the shorter axis centred
@@ -83,142 +83,37 @@ from __future__ import annotations
 import dataclasses
 import math
 from fractions import Fraction
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from jaxms.env import spaces
-from jaxms.env.actions import NUM_ACTIONS
+from jaxms.env.contract import (  # noqa: F401 (re-exported: the contract's names, where they are used)
+    AGENT,
+    CHANNELS,
+    DYNAMIC_CHANNELS,
+    FEATURE_NAMES,
+    MAX_VIEW,
+    MIN_VIEW,
+    MODES,
+    NUM_ACTIONS,
+    NUM_FEATURES,
+    STATIC_CHANNELS,
+    STRUCTURE_VALUES,
+    TRANSITION_BUDGET,
+    ObsConfig,
+)
 from jaxms.env.views import AxisPlan, box_argmax, crop, fit_plans, pool_max, pool_sums, scatter_max
+from jaxms.game import stats
 from jaxms.game.loop import grow, max_troops
 from jaxms.game.rules import Rules
 from jaxms.game.state import GameState, MapArrays
 from jaxms.game.structures import CITY, DEFENSE_POST
 
-AGENT = 1
-MODES = ("multi", "single")
-DYNAMIC_CHANNELS = ("own", "enemy", "unowned", "own_troops", "enemy_troops", "border", "own_structures",
-                    "enemy_structures")
-STATIC_CHANNELS = ("water", "terrain")
-CHANNELS = DYNAMIC_CHANNELS + STATIC_CHANNELS
-FEATURE_NAMES = ("troops_ratio", "max_troops_log", "troop_growth_per_tile", "land_share", "share_change",
-                 "rank", "border_pressure", "troops_per_tile", "time", "threat_distance", "alive_players",
-                 "committed_troops", "local_y", "local_x", "tactical_y", "tactical_x")
-NUM_FEATURES = len(FEATURE_NAMES)
-MIN_VIEW, MAX_VIEW = 8, 4096
 DENSITY_CAP = 10_000.0  # troops per tile at which the troop channels saturate (255)
 MAX_TROOPS_SCALE = 1e8
 GROWTH_SCALE = 100.0  # troops per tile and tick for the growth feature's log scale
 WATER, OFF_MAP = 3, 255  # terrain class of water; terrain value of the padding around the map
-STRUCTURE_VALUES = {"city": 255, "defense_post": 170, "building": 85}
-TRANSITION_BUDGET = 737_280  # bytes: 25% of the earlier system's 2.9 MB float32 observation
-
-
-def _check_size(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not MIN_VIEW <= value <= MAX_VIEW:
-        raise ValueError(f"{name} must be an integer between {MIN_VIEW} and {MAX_VIEW}, got {value!r}")
-
-
-@dataclasses.dataclass(frozen=True)
-class ObsConfig:
-    """Static configuration of the observation (shapes depend on it; hashable).
-
-    Raises ValueError at construction for an unknown mode, a size outside 8..4096, a local window smaller
-    than its pooled size (pooling never upsamples), a frame stack outside 1..16, or unknown stacked channels.
-    Windows larger than the map are fine: the map is padded inside them.
-    """
-
-    mode: str = "multi"
-    global_size: int = 128
-    local_view_size: int = 256  # tiles of the local window (128 / 512 suit smaller / larger maps)
-    local_size: int = 128  # the local window is pooled to this
-    tactical_size: int = 64  # tiles of the full-resolution tactical window
-    frame_stack: int = 4
-    stacked_channels: tuple[str, ...] = ("own", "enemy")  # kept for every frame (in DYNAMIC_CHANNELS order)
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"unknown observation mode {self.mode!r}: accepted modes are {', '.join(MODES)}")
-        for name in ("global_size", "local_view_size", "local_size", "tactical_size"):
-            _check_size(name, getattr(self, name))
-        if self.local_view_size < self.local_size:
-            raise ValueError(f"local_view_size ({self.local_view_size}) must be >= local_size "
-                             f"({self.local_size}): the local window is pooled down, never upsampled")
-        if isinstance(self.frame_stack, bool) or not isinstance(self.frame_stack, int) \
-                or not 1 <= self.frame_stack <= 16:
-            raise ValueError(f"frame_stack must be an integer between 1 and 16, got {self.frame_stack!r}")
-        stacked = self.stacked_channels
-        stacked = (stacked,) if isinstance(stacked, str) else tuple(stacked)
-        unknown = [c for c in stacked if c not in DYNAMIC_CHANNELS]
-        if unknown or len(set(stacked)) != len(stacked):
-            raise ValueError(f"stacked_channels {stacked!r} must be distinct names among "
-                             f"{', '.join(DYNAMIC_CHANNELS)}")
-        object.__setattr__(self, "stacked_channels", tuple(c for c in DYNAMIC_CHANNELS if c in stacked))
-
-    @classmethod
-    def for_map(cls, height: int, width: int, mode: str = "multi", **overrides) -> ObsConfig:
-        """A config sized for a `height` x `width` map (smaller views train faster on small maps):
-
-        | longest side | global | local window -> local | tactical |
-        | <= 128       | 64     | 64 -> 64              | 32       |
-        | <= 256       | 64     | 128 -> 64             | 32       |
-        | <= 512       | 128    | 128 -> 128            | 64       |
-        | <= 1024      | 128    | 256 -> 128            | 64       |
-        | larger       | 128    | 512 -> 128            | 64       |
-        `overrides` replace any field (e.g. local_view_size=256).
-        """
-        if min(height, width) < 1:
-            raise ValueError(f"map sides must be positive, got {height}x{width}")
-        side = max(height, width)
-        table = ((128, (64, 64, 64, 32)), (256, (64, 128, 64, 32)), (512, (128, 128, 128, 64)),
-                 (1024, (128, 256, 128, 64)), (math.inf, (128, 512, 128, 64)))
-        sizes = next(sizes for limit, sizes in table if side <= limit)
-        fields = dict(zip(("global_size", "local_view_size", "local_size", "tactical_size"), sizes,
-                          strict=True))
-        fields.update(mode=mode)
-        fields.update(overrides)
-        if "local_view_size" in overrides and "local_size" not in overrides:
-            fields["local_size"] = min(fields["local_size"], fields["local_view_size"])
-        return cls(**fields)
-
-    @property
-    def current_channels(self) -> tuple[str, ...]:
-        """Dynamic channels given for the newest frame only."""
-        return tuple(c for c in DYNAMIC_CHANNELS if c not in self.stacked_channels)
-
-    @property
-    def channel_names(self) -> tuple[str, ...]:
-        """Names of a view's channels in order, e.g. ("own@t-3", "enemy@t-3", ..., "own@t", ..., "water")."""
-        frames = [f"{c}@t-{self.frame_stack - 1 - k}" if k < self.frame_stack - 1 else f"{c}@t"
-                  for k in range(self.frame_stack) for c in self.stacked_channels]
-        return (*frames, *self.current_channels, *STATIC_CHANNELS)
-
-    @property
-    def num_channels(self) -> int:
-        return len(self.channel_names)
-
-    @property
-    def view_sizes(self) -> dict[str, int]:
-        """Side of each view, by observation key."""
-        if self.mode == "single":
-            return {"map": self.global_size}
-        return {"global_map": self.global_size, "local_map": self.local_size,
-                "tactical_map": self.tactical_size}
-
-    @property
-    def num_features(self) -> int:
-        return NUM_FEATURES * self.frame_stack
-
-    def bytes_per_view(self) -> dict[str, int]:
-        """Bytes of each observation entry for one env (uint8 views, float32 features, bool mask)."""
-        sizes = {name: side * side * self.num_channels for name, side in self.view_sizes.items()}
-        return {**sizes, "features": 4 * self.num_features, "action_mask": NUM_ACTIONS}
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of one observation (one stored transition) per env."""
-        return sum(self.bytes_per_view().values())
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -390,8 +285,13 @@ class Observer:
     share of the last step, for the share change)}: 295,172 bytes per env at the defaults.
     """
 
-    config: ObsConfig = ObsConfig()
+    config: ObsConfig = ObsConfig.for_map(1024, 1024)
     rules: Rules = Rules()
+
+    def __post_init__(self) -> None:
+        if not self.config.complete:
+            raise ValueError(f"Observer needs a config sized for a map, got {self.config}: use "
+                             "make_observer(config, map_shape) or ObsConfig.sized(height, width)")
 
     def space(self, map_shape: tuple[int, int]) -> spaces.Dict:
         """Observation space; independent of the map (views are padded/pooled to static sizes)."""
@@ -442,7 +342,7 @@ class Observer:
 
     @staticmethod
     def _share(game: GameState, arrays: MapArrays) -> jax.Array:
-        return game.tiles[AGENT] / jnp.maximum(arrays.num_land_tiles, 1).astype(jnp.float32)
+        return stats.land_share(game, arrays, AGENT)
 
     def _assemble(self, frame: dict, memory: dict, mask: jax.Array) -> dict[str, jax.Array]:
         obs = {name: jnp.concatenate([memory["frames"][name], rest], axis=-1)
@@ -575,7 +475,7 @@ class Observer:
         share = self._share(game, arrays)
         others = jnp.arange(game.tiles.shape[0]) > AGENT
         num_players = game.tiles.shape[0] - 1
-        rank = jnp.where(tiles > 0, 1.0 + (others & (game.tiles > game.tiles[AGENT])).sum(), num_players)
+        rank = stats.rank(game, AGENT)
         incoming = jnp.where(game.alive & others, game.attacks[:, AGENT], 0.0).sum()
         pressure = incoming / jnp.maximum(troops, 1.0)
         outgoing = game.attacks[AGENT].sum()
@@ -614,48 +514,12 @@ def _threat_distance(enemy: jax.Array, plan_y: AxisPlan, plan_x: AxisPlan, centr
 
 def make_observer(obs: str | ObsConfig, map_shape: tuple[int, int], rules: Rules = Rules(), **overrides
                   ) -> Observer:
-    """An `Observer` from a mode name ("multi" / "single", sized by `ObsConfig.for_map`) or a config;
-    `overrides` replace config fields (e.g. local_view_size=512)."""
-    if isinstance(obs, ObsConfig):
-        config = dataclasses.replace(obs, **overrides) if overrides else obs
-    elif isinstance(obs, str):
-        config = ObsConfig.for_map(map_shape[0], map_shape[1], obs, **overrides)
-    else:
+    """An `Observer` for maps of `map_shape` from a mode name ("multi" / "single") or a config, its unset
+    view sizes chosen for the map (`ObsConfig.sized`); `overrides` replace config fields (e.g.
+    local_view_size=512)."""
+    if isinstance(obs, str):
+        obs = ObsConfig(mode=obs)  # raises for an unknown mode, naming the accepted ones
+    if not isinstance(obs, ObsConfig):
         raise ValueError(f"obs must be one of {', '.join(MODES)} or an ObsConfig, got {obs!r}")
-    return Observer(config, rules)
-
-
-@dataclasses.dataclass(frozen=True)
-class MinimalObserver:
-    """A tiny stand-in for env tests: one `size` x `size` view of the whole map (area fractions of own /
-    enemy / unowned land and water, as uint8 0..255), 4 scalar features and the action mask. No frame
-    stack."""
-
-    size: int = 32
-
-    def space(self, map_shape: tuple[int, int]) -> spaces.Dict:
-        del map_shape
-        return spaces.Dict({
-            "map": spaces.Box(0, 255, (self.size, self.size, 4), jnp.uint8),
-            "features": spaces.Box(-10.0, 10.0, (4,), jnp.float32),
-            "action_mask": spaces.Box(0, 1, (NUM_ACTIONS,), jnp.bool_),
-        })
-
-    def _frame(self, game: GameState, arrays: MapArrays, mask: jax.Array, time=None) -> dict[str, jax.Array]:
-        owner = game.owner
-        channels = jnp.stack([owner == AGENT, (owner != AGENT) & (owner > 0), arrays.land & (owner == 0),
-                              ~arrays.land], axis=-1).astype(jnp.float32)
-        pooled = jax.image.resize(channels, (self.size, self.size, 4), "linear", antialias=True)
-        land = jnp.maximum(arrays.num_land_tiles, 1).astype(jnp.float32)
-        cap = jnp.maximum(game.troops[1:].max(), 1.0)
-        features = jnp.stack([game.tiles[AGENT] / land, game.troops[AGENT] / cap,
-                              game.alive.sum() / game.alive.shape[0],
-                              game.tick / 10_000.0 if time is None else time])
-        return {"map": jnp.round(jnp.clip(pooled, 0.0, 1.0) * 255).astype(jnp.uint8),
-                "features": features.astype(jnp.float32), "action_mask": mask}
-
-    def init(self, game: GameState, arrays: MapArrays, mask: jax.Array, time=None):
-        return self._frame(game, arrays, mask, time), ()
-
-    def observe(self, game: GameState, arrays: MapArrays, mask: jax.Array, memory, time=None):
-        return self._frame(game, arrays, mask, time), memory
+    config = dataclasses.replace(obs, **overrides) if overrides else obs
+    return Observer(config.sized(*map_shape), rules)

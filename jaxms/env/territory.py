@@ -1,6 +1,6 @@
 """The RL environment around the game, with gymnax's API.
 
-    env = TerritoryEnv(load_map("continents_128"), num_bots=10)
+    env = make_env(load_map("continents_128"), num_bots=10)          # or TerritoryEnv(game_map, EnvConfig())
     params = env.default_params
     obs, state = env.reset(key, params)
     obs, state, reward, done, info = env.step(key, state, action, params)   # auto-resets when done
@@ -8,19 +8,32 @@
 The agent is player 1 (a human-kind player) against `num_bots` tribes and, if asked, the map's nations.
 One env step is an action followed by `ticks_per_step` game ticks with the scripted bots.
 
-Static configuration (shapes, the map's players, the reward's form) lives on the env object and is
-hashable; numbers that may change between runs without recompiling live in `EnvParams`, a pytree passed to
-every call (gymnax's convention), together with the pool of start positions used by auto-reset.
+Static configuration (shapes, the players, the reward's form) is the env's `EnvConfig`, frozen and hashable.
+Everything else is `EnvParams`, a pytree passed to every call (gymnax's convention): the reward numbers, the
+maps (`EnvMaps`: their arrays are arguments of the compiled step, never constants, so one compiled step
+serves every map of a shape), and the pool of start positions used by auto-reset.
+
+A pool of maps: given several maps of one shape (`make_env(["continents_256_s0", ...])` or a family spec
+such as "continents_256_s0-99"), every new episode draws its map at random from the pool; `EnvState.map_index`
+says which map an episode plays.
+
+The step is four seams, each usable alone (benchmarks time them, tests drive them):
+    act       decode the action, order the attack           (state, action) -> game, info
+    simulate  `ticks_per_step` game ticks with the bots     (game, arrays) -> game
+    observe   directions, action mask and observation       (game, arrays, memory, steps) -> obs, ...
+    outcome   reward, termination, truncation               (before, after, arrays, steps) -> reward, ...
 
 Auto-reset: a fresh game is a full pass over the map per player (spawning), which under `vmap` would
 run on every step of every env (a `cond` on a batched flag computes both branches). Instead, `EnvParams`
 holds a pool of `reset_pool_size` start positions made once (with their first observations); an env that
-ends copies one, chosen at random, and draws a new game key, so bots decide differently each episode.
+ends copies one, chosen at random, and draws a new game key, so bots decide differently each episode. The
+pool is made on first use of `default_params` (or by `make_params`), not when the env is built.
 `reset_pool_size=0` resets with a full fresh game instead (slower, every start distinct).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -30,8 +43,13 @@ import numpy as np
 from flax import struct
 
 from jaxms.env import spaces
-from jaxms.env.actions import NUM_ACTIONS, action_mask, apply_action, direction_targets
-from jaxms.env.observe import MinimalObserver, ObsConfig, make_observer
+from jaxms.env.actions import action_mask, apply_action, direction_targets
+
+# Re-exported for older imports: the choice lists live in jaxms.env.config.
+from jaxms.env.config import REWARDS, TIME_LIMITS, EnvConfig  # noqa: F401
+from jaxms.env.contract import AGENT, NUM_ACTIONS, ObsConfig
+from jaxms.env.observe import make_observer
+from jaxms.game import stats
 from jaxms.game.bots import scripted_bots
 from jaxms.game.loop import tick
 from jaxms.game.rules import Difficulty, PlayerKind, Rules
@@ -39,27 +57,35 @@ from jaxms.game.spawn import MAX_PLAYERS, make_game, spawn_distance, structure_c
 from jaxms.game.state import GameState, MapArrays, map_arrays
 from jaxms.maps import GameMap
 
-AGENT = 1
-REWARDS = ("share", "rank")
-# What reaching `max_steps` means. "truncate": the episode is cut for training's sake while the game would
-# go on (reported as truncated, so PPO bootstraps from the value of the last observation). "lose": the game
-# is timed: the agent must win within `max_steps`, and a game not won by then is over and lost (terminated,
-# with the loss reward); the observation's "time" feature is then steps taken / max_steps, so the agent
-# knows how long it has left.
-TIME_LIMITS = ("truncate", "lose")
 DIFFICULTIES = {d.name.lower(): d for d in Difficulty}
 
 
 @struct.dataclass
-class EnvParams:
-    """Numbers of an env that do not change shapes (a pytree argument of reset/step)."""
+class EnvMaps:
+    """The maps an env draws its episodes from, stacked on a leading axis [M] (M = 1 for a single map)."""
 
-    max_steps: jax.Array  # int32[]: an episode is truncated after this many steps
+    arrays: MapArrays  # land bool[M, H, W], terrain uint8[M, H, W], spawnable bool[M, H, W], num_land_tiles
+    #                    int32[M]
+    centres: jax.Array  # int32[M, P + 1, 2]: fixed spawn centres (y, x) of the nations; -1: a random spawn
+    spawn_distance: jax.Array  # int32[M]: minimum Manhattan distance between random spawn centres
+
+    @property
+    def num_maps(self) -> int:
+        return int(self.spawn_distance.shape[0])
+
+
+@struct.dataclass
+class EnvParams:
+    """Numbers and maps of an env that do not change shapes (a pytree argument of reset/step)."""
+
+    max_steps: jax.Array  # int32[]: an episode ends after this many steps (see EnvConfig.time_limit)
     share_scale: jax.Array  # float32[]: reward per unit change of the agent's share of the land
     win_reward: jax.Array  # float32[]: added on the step the agent wins
     loss_reward: jax.Array  # float32[]: added on the step the agent dies or another player wins
     rank_scale: jax.Array  # float32[]: per-step scale of the rank reward (reward="rank")
-    pool_games: GameState  # GameState with a leading axis [K]: start positions for auto-reset
+    maps: EnvMaps  # the map pool, leading axis [M]
+    pool_games: GameState | None  # GameState with a leading axis [K]: start positions for auto-reset
+    pool_map_index: jax.Array | None  # int32[K]: the map each start position is on
     pool_obs: Any  # observations of the pool positions, leading axis [K]
     pool_memory: Any  # the observer's memory (frame stack) at those positions, leading axis [K]
 
@@ -69,6 +95,7 @@ class EnvState:
     """One environment: the game plus episode bookkeeping."""
 
     game: GameState
+    map_index: jax.Array  # int32[]: which map of the pool this episode plays
     memory: Any  # the observer's memory (frame stack)
     legal: jax.Array  # bool[9]: legal directions (the mask the agent saw)
     targets: jax.Array  # int32[8]: who each direction attacks
@@ -84,62 +111,96 @@ class EnvState:
 
 
 class TerritoryEnv:
-    """The agent against tribes (and optionally nations) on one map. See the module docstring."""
+    """The agent against tribes (and optionally nations) on a map or a pool of maps of one shape.
 
-    def __init__(self, game_map: GameMap, num_bots: int = 10, nations: bool = False,
-                 nation_difficulty: str = "medium", ticks_per_step: int = 10, max_steps: int = 1000,
-                 reward: str = "share", observer=None, rules: Rules = Rules(), reset_pool_size: int = 16,
-                 seed: int = 0, agent_autopilot: bool = False, obs: str | ObsConfig | None = None,
-                 local_view_size: int | None = None, time_limit: str = "truncate"):
-        if not isinstance(game_map, GameMap):
-            raise TypeError(f"game_map must be a GameMap (use jaxms.load_map), got {type(game_map).__name__}")
-        for name, value, low in (("num_bots", num_bots, 0), ("ticks_per_step", ticks_per_step, 1),
-                                 ("max_steps", max_steps, 1), ("reset_pool_size", reset_pool_size, 0)):
-            if not isinstance(value, int | np.integer) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        if time_limit not in TIME_LIMITS:
-            raise ValueError(f"unknown time_limit {time_limit!r}: accepted are {', '.join(TIME_LIMITS)}")
-        if reward not in REWARDS:
-            raise ValueError(f"unknown reward {reward!r}: accepted rewards are {', '.join(REWARDS)}")
-        if nation_difficulty not in DIFFICULTIES:
-            raise ValueError(f"unknown nation difficulty {nation_difficulty!r}: accepted are "
-                             f"{', '.join(DIFFICULTIES)}")
-        nation_spawns = [(n.x, n.y) for n in game_map.nations] if nations else []
-        if 1 + num_bots + len(nation_spawns) > MAX_PLAYERS:
-            raise ValueError(f"{1 + num_bots + len(nation_spawns)} players (the agent, {num_bots} bots and "
-                             f"{len(nation_spawns)} nations) exceed the maximum of {MAX_PLAYERS}")
-        self.game_map = game_map
-        # The agent's seat played by the tribe rules (actions are ignored): an evaluation baseline.
-        self.agent_autopilot = bool(agent_autopilot)
-        self.num_bots = int(num_bots)
-        self.ticks_per_step = int(ticks_per_step)
-        self.reward = reward
-        self.time_limit = time_limit
+    Args:
+        game_map: a GameMap, or a sequence of GameMaps of one shape (a pool; see the module docstring).
+        config: the env's settings (`EnvConfig`; its `obs` is the observation config, sized for the map).
+        rules: the game's constants (the engine's defaults).
+        seed: seed of the start positions in `default_params`.
+        agent_autopilot: the agent's seat played by the tribe rules (actions are ignored): a baseline.
+        observer: an observer object to use instead of the one `config.obs` describes (tests).
+    Raises ValueError for maps of different shapes, too many players, or (when the pool is made) a map
+    without room for every spawn.
+    """
+
+    def __init__(self, game_map: GameMap | Sequence[GameMap], config: EnvConfig | None = None, *,
+                 rules: Rules = Rules(), seed: int = 0, agent_autopilot: bool = False, observer=None):
+        config = EnvConfig() if config is None else config
+        if not isinstance(config, EnvConfig):
+            raise TypeError(f"config must be an EnvConfig, got {type(config).__name__}")
+        game_maps = [game_map] if isinstance(game_map, GameMap) else list(game_map) \
+            if isinstance(game_map, Sequence) and not isinstance(game_map, str) else None
+        if not game_maps or not all(isinstance(m, GameMap) for m in game_maps):
+            raise TypeError("game_map must be a GameMap or a non-empty sequence of GameMaps (use "
+                            f"jaxms.load_map / jaxms.maps.load_maps), got {type(game_map).__name__}")
+        shapes = sorted({(m.height, m.width) for m in game_maps})
+        if len(shapes) > 1:
+            listed = ", ".join(f"{m.name} {m.width}x{m.height}" for m in game_maps[:6])
+            raise ValueError(f"the maps of a pool must share one shape (one compiled step serves them all), "
+                             f"got {len(shapes)} shapes: {listed}{', ...' if len(game_maps) > 6 else ''}")
+        nation_counts = {len(m.nations) for m in game_maps} if config.nations else {0}
+        if len(nation_counts) > 1:
+            raise ValueError("nations=True needs every map of the pool to have the same number of nations, "
+                             f"got {sorted(nation_counts)}")
+        num_nations = nation_counts.pop()
+        num_players = 1 + config.num_bots + num_nations
+        if num_players > MAX_PLAYERS:
+            raise ValueError(f"{num_players} players (the agent, {config.num_bots} bots and {num_nations} "
+                             f"nations) exceed the maximum of {MAX_PLAYERS}")
+        if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        self.game_maps = game_maps
+        self.game_map = game_maps[0]
+        self.config = config
         self.rules = rules
-        # Observations: `obs` ("multi", "single" or an ObsConfig) builds an Observer sized for the map;
-        # otherwise `observer`, or the minimal stand-in.
-        if obs is not None and observer is not None:
-            raise ValueError("give either observer= or obs=, not both")
-        if local_view_size is not None and obs is None:
-            raise ValueError('local_view_size needs obs="multi" (or an ObsConfig)')
-        if obs is not None:
-            view = {} if local_view_size is None else {"local_view_size": local_view_size}
-            observer = make_observer(obs, (game_map.height, game_map.width), rules, **view)
-        self.observer = observer if observer is not None else MinimalObserver()
-        self.arrays: MapArrays = map_arrays(game_map, rules)
-        kinds = [PlayerKind.HUMAN] + [PlayerKind.TRIBE] * num_bots + [PlayerKind.NATION] * len(nation_spawns)
+        self.seed = int(seed)
+        self.agent_autopilot = bool(agent_autopilot)
+        if observer is None:
+            observer = make_observer(config.obs, shapes[0], rules)
+            self.config = config.replace(obs=observer.config)  # sized for the map
+        self.observer = observer
+        kinds = [PlayerKind.HUMAN] + [PlayerKind.TRIBE] * config.num_bots + [PlayerKind.NATION] * num_nations
         self.kind = np.array([PlayerKind.NONE, *kinds], dtype=np.int8)
         self.num_players = len(kinds)
-        centres = np.full((self.num_players + 1, 2), -1, dtype=np.int32)
-        land = game_map.land
-        for i, (x, y) in enumerate(nation_spawns, start=2 + num_bots):
-            if land[y, x]:  # a manifest point on water (after a crop or resize) falls back to random
-                centres[i] = (y, x)
-        self._centres = centres
-        self._difficulty = DIFFICULTIES[nation_difficulty]
-        self._spawn_distance = spawn_distance(game_map.num_land_tiles, self.num_players, rules)
-        self._default_params = self.make_params(jax.random.key(seed), max_steps=max_steps,
-                                                pool_size=reset_pool_size)
+        self._difficulty = DIFFICULTIES[config.nation_difficulty]
+        self._num_structures = structure_capacity(self.kind, rules)
+        self.maps = self._stack_maps(game_maps)
+        self._default_params: EnvParams | None = None
+
+    # Settings read often, named as before EnvConfig existed.
+    num_bots = property(lambda self: self.config.num_bots)
+    ticks_per_step = property(lambda self: self.config.ticks_per_step)
+    reward = property(lambda self: self.config.reward)
+    time_limit = property(lambda self: self.config.time_limit)
+
+    @property
+    def arrays(self) -> MapArrays:
+        """The first map's arrays, for host-side code (scenarios, rendering). Jitted code reads the map from
+        `params.maps` (`map_arrays(params, index)`), never from the env object."""
+        return jax.tree.map(lambda leaf: leaf[0], self.maps.arrays)
+
+    def _stack_maps(self, game_maps: list[GameMap]) -> EnvMaps:
+        """EnvMaps of `game_maps` (checked: same shape as the env's maps, same number of nations)."""
+        per_map, centres, distances = [], [], []
+        for game_map in game_maps:
+            if (game_map.height, game_map.width) != (self.game_map.height, self.game_map.width):
+                raise ValueError(f"map {game_map.name!r} is {game_map.width}x{game_map.height}; this env "
+                                 f"plays {self.game_map.width}x{self.game_map.height} maps")
+            nation_spawns = [(n.x, n.y) for n in game_map.nations] if self.config.nations else []
+            if 1 + self.config.num_bots + len(nation_spawns) != self.num_players:
+                raise ValueError(f"map {game_map.name!r} has {len(nation_spawns)} nations; this env's "
+                                 f"players need {self.num_players - 1 - self.config.num_bots}")
+            fixed = np.full((self.num_players + 1, 2), -1, dtype=np.int32)
+            for i, (x, y) in enumerate(nation_spawns, start=2 + self.config.num_bots):
+                if game_map.land[y, x]:  # a manifest point on water (after a crop or resize): a random spawn
+                    fixed[i] = (y, x)
+            per_map.append(map_arrays(game_map, self.rules))
+            centres.append(fixed)
+            distances.append(spawn_distance(game_map.num_land_tiles, self.num_players, self.rules))
+        return EnvMaps(arrays=jax.tree.map(lambda *leaves: jnp.stack(leaves), *per_map),
+                       centres=jnp.asarray(np.stack(centres)),
+                       spawn_distance=jnp.asarray(distances, jnp.int32))
 
     # ---------------------------------------------------------------------------------------------------
     # gymnax API
@@ -147,6 +208,9 @@ class TerritoryEnv:
 
     @property
     def default_params(self) -> EnvParams:
+        """Params of this env's maps and settings, with a reset pool drawn from `seed` (made on first use)."""
+        if self._default_params is None:
+            self._default_params = self.make_params(jax.random.key(self.seed))
         return self._default_params
 
     @property
@@ -157,13 +221,13 @@ class TerritoryEnv:
         return spaces.Discrete(NUM_ACTIONS)
 
     def observation_space(self, params: EnvParams | None = None) -> spaces.Dict:
-        return self.observer.space(self.arrays.shape)
+        return self.observer.space((self.game_map.height, self.game_map.width))
 
     def reset(self, key: jax.Array, params: EnvParams | None = None) -> tuple[dict, EnvState]:
-        """A fresh game (spawn phase included) and its first observation."""
-        params = self._default_params if params is None else params
-        game = self._new_game(key)
-        return self._start(game, params)
+        """A fresh game (spawn phase included) on a map of the pool, and its first observation."""
+        params = self.default_params if params is None else params
+        game, map_index = self._new_game(key, params.maps)
+        return self._start(game, map_index, params)
 
     def step(self, key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams | None = None
              ) -> tuple[dict, EnvState, jax.Array, jax.Array, dict]:
@@ -173,17 +237,20 @@ class TerritoryEnv:
         step that ended the episode, for bootstrapping truncated episodes), `invalid_action` (the action
         was outside 0..44 and was clipped) and the statistics of the last finished episode.
         """
-        params = self._default_params if params is None else params
+        params = self.default_params if params is None else params
         step_key, reset_key = jax.random.split(key)
         obs, stepped, reward, terminated, truncated, info = self.step_env(step_key, state, action, params)
         done = terminated | truncated
-        if self._pool_size(params) > 0:
-            index = jax.random.randint(reset_key, (), 0, self._pool_size(params))
+        pool_size = self._pool_size(params)
+        if pool_size > 0:
+            index = jax.random.randint(reset_key, (), 0, pool_size)
             pick = partial(jax.tree.map, lambda leaf: leaf[index])
             game = pick(params.pool_games).replace(key=jax.random.fold_in(reset_key, 1))
-            reset_obs, reset_state = self._fresh_state(game, pick(params.pool_obs), pick(params.pool_memory))
+            reset_obs, reset_state = self._fresh_state(game, params.pool_map_index[index], params,
+                                                       pick(params.pool_obs), pick(params.pool_memory))
         else:
-            reset_obs, reset_state = self._start(self._new_game(reset_key), params)
+            game, map_index = self._new_game(reset_key, params.maps)
+            reset_obs, reset_state = self._start(game, map_index, params)
         reset_state = reset_state.replace(
             returned_episode_return=stepped.returned_episode_return,
             returned_episode_length=stepped.returned_episode_length,
@@ -194,107 +261,15 @@ class TerritoryEnv:
         info = {**info, "final_observation": obs, "terminated": terminated, "truncated": truncated}
         return new_obs, new_state, reward, done, info
 
-    # ---------------------------------------------------------------------------------------------------
-    # Internals
-    # ---------------------------------------------------------------------------------------------------
-
-    def _new_game(self, key: jax.Array) -> GameState:
-        return make_game(key, self.arrays, jnp.asarray(self.kind), jnp.asarray(self._centres),
-                         jnp.int8(self._difficulty), distance=self._spawn_distance,
-                         num_structures=structure_capacity(self.kind, self.rules), rules=self.rules)
-
-    def _fresh_state(self, game: GameState, obs, memory) -> tuple[dict, EnvState]:
-        targets, legal, centre = direction_targets(game, self.arrays, AGENT)
-        share = game.tiles[AGENT] / jnp.maximum(self.arrays.num_land_tiles, 1).astype(jnp.float32)
-        zero = jnp.float32(0.0)
-        state = EnvState(game=game, memory=memory, legal=legal, targets=targets, centre=centre,
-                         steps=jnp.int32(0), episode_return=zero, start_share=share,
-                         returned_episode_return=zero, returned_episode_length=jnp.int32(0),
-                         returned_episode_won=jnp.bool_(False), returned_episode_share=zero)
-        return obs, state
-
-    def _clock(self, steps: jax.Array | int, params: EnvParams) -> jax.Array | None:
-        """The observation's "time" feature in a timed game (steps / max_steps); None: the game's own."""
-        if self.time_limit != "lose":
-            return None
-        return jnp.minimum(jnp.asarray(steps, jnp.float32) / jnp.maximum(params.max_steps, 1), 1.0)
-
-    def _start(self, game: GameState, params: EnvParams) -> tuple[dict, EnvState]:
-        _targets, legal, _ = direction_targets(game, self.arrays, AGENT)
-        obs, memory = self.observer.init(game, self.arrays, action_mask(legal), time=self._clock(0, params))
-        return self._fresh_state(game, obs, memory)
-
-    @staticmethod
-    def _pool_size(params: EnvParams) -> int:
-        return int(jax.tree.leaves(params.pool_games)[0].shape[0]) if params.pool_games is not None else 0
-
-    def make_params(self, key: jax.Array, max_steps: int = 1000, pool_size: int = 16,
-                    share_scale: float = 10.0, win_reward: float = 1.0, loss_reward: float = -1.0,
-                    rank_scale: float = 0.01) -> EnvParams:
-        """EnvParams with a fresh pool of `pool_size` start positions drawn from `key`.
-
-        Raises ValueError when the map cannot hold every player's spawn (too many bots for its land).
-        """
-        count = max(pool_size, 1)
-        obs, states = jax.jit(jax.vmap(self.reset, in_axes=(0, None)))(
-            jax.random.split(key, count), _placeholder_params(max_steps))
-        spawned = np.asarray(states.game.spawn[:, 1:, 0] >= 0)
-        if not spawned.all():
-            missing = int((~spawned).sum(axis=1).max())
-            raise ValueError(
-                f"map {self.game_map.name!r} ({self.game_map.num_land_tiles} land tiles) has no room for "
-                f"{self.num_players} spawns ({missing} could not be placed at Manhattan distance "
-                f">= {self._spawn_distance} on a full 52-tile disk of land): use fewer bots or a larger map")
-        keep = partial(jax.tree.map, lambda leaf: leaf if pool_size > 0 else None)
-        return EnvParams(max_steps=jnp.int32(max_steps), share_scale=jnp.float32(share_scale),
-                         win_reward=jnp.float32(win_reward), loss_reward=jnp.float32(loss_reward),
-                         rank_scale=jnp.float32(rank_scale),
-                         pool_games=states.game if pool_size > 0 else None,
-                         pool_obs=obs if pool_size > 0 else None,
-                         pool_memory=keep(states.memory) if pool_size > 0 else None)
-
     def step_env(self, key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams):
         """One step without auto-reset: (obs, state, reward, terminated, truncated, info)."""
         del key  # the game carries its own key; the step key only drives auto-reset
-        action = jnp.asarray(action, jnp.int32)
-        invalid = (action < 0) | (action >= NUM_ACTIONS)
-        action = jnp.clip(action, 0, NUM_ACTIONS - 1)
-        if self.agent_autopilot:
-            game, attacked = state.game, jnp.bool_(False)
-            bots = partial(scripted_bots, autopilot=AGENT)
-        else:
-            game, attacked = apply_action(state.game, action, state.targets, state.legal, state.centre, AGENT)
-            bots = scripted_bots
-        illegal_direction = ~state.legal[action // 5]
-
-        def one_tick(game, _):
-            return tick(game, self.arrays, self.rules, bots), None
-
-        previous_tiles = game.tiles[AGENT]
-        game, _ = jax.lax.scan(one_tick, game, None, length=self.ticks_per_step)
-        share = self._share(game)
-        # The change in tiles first (an exact integer), so an unchanged territory rewards exactly 0.
-        share_change = (game.tiles[AGENT] - previous_tiles) / jnp.maximum(self.arrays.num_land_tiles, 1)
+        arrays = self.map_arrays(params, state.map_index)
+        acted, act_info = self.act(state, action)
+        game = self.simulate(acted, arrays)
         steps = state.steps + 1
-        targets, legal, centre = direction_targets(game, self.arrays, AGENT)
-        obs, memory = self.observer.observe(game, self.arrays, action_mask(legal), state.memory,
-                                            time=self._clock(steps, params))
-
-        won = game.winner == AGENT
-        dead = game.tiles[AGENT] == 0
-        terminated = won | dead | (game.winner != 0)
-        out_of_time = steps >= params.max_steps
-        if self.time_limit == "lose":  # a timed game: over (and lost, unless won) at the limit
-            terminated |= out_of_time
-            out_of_time = jnp.bool_(False)
-        truncated = ~terminated & (out_of_time | (game.tick >= self.rules.max_ticks))
-        outcome = jnp.where(won, params.win_reward, jnp.where(terminated, params.loss_reward, 0.0))
-        if self.reward == "share":
-            reward = params.share_scale * share_change + outcome
-        else:
-            rank = self._rank(game)
-            reward = params.rank_scale * (1.0 - (rank - 1.0) / max(self.num_players - 1, 1)) + outcome
-        reward = reward.astype(jnp.float32)
+        obs, memory, (targets, legal, centre) = self.observe(game, arrays, state.memory, steps, params)
+        reward, terminated, truncated, outcome_info = self.outcome(acted, game, arrays, steps, params)
         done = terminated | truncated
         episode_return = state.episode_return + reward
         state = state.replace(
@@ -302,11 +277,10 @@ class TerritoryEnv:
             episode_return=episode_return,
             returned_episode_return=jnp.where(done, episode_return, state.returned_episode_return),
             returned_episode_length=jnp.where(done, steps, state.returned_episode_length),
-            returned_episode_won=jnp.where(done, won, state.returned_episode_won),
-            returned_episode_share=jnp.where(done, share, state.returned_episode_share))
+            returned_episode_won=jnp.where(done, outcome_info["won"], state.returned_episode_won),
+            returned_episode_share=jnp.where(done, outcome_info["land_share"], state.returned_episode_share))
         info = {
-            "invalid_action": invalid, "illegal_direction": illegal_direction, "attacked": attacked,
-            "land_share": share, "rank": self._rank(game), "won": won, "dead": dead,
+            **act_info, **outcome_info,
             "returned_episode": done, "returned_episode_returns": state.returned_episode_return,
             "returned_episode_lengths": state.returned_episode_length,
             "returned_episode_won": state.returned_episode_won,
@@ -314,26 +288,206 @@ class TerritoryEnv:
         }
         return obs, state, reward, terminated, truncated, info
 
-    def _share(self, game: GameState) -> jax.Array:
-        return game.tiles[AGENT] / jnp.maximum(self.arrays.num_land_tiles, 1).astype(jnp.float32)
+    # ---------------------------------------------------------------------------------------------------
+    # The seams of a step
+    # ---------------------------------------------------------------------------------------------------
 
-    def _rank(self, game: GameState) -> jax.Array:
-        """float32 1..P: 1 + players with more tiles than the agent (a dead agent ranks last)."""
-        ahead = (game.tiles[1:] > game.tiles[AGENT]).sum()
-        return jnp.where(game.tiles[AGENT] > 0, 1.0 + ahead, float(self.num_players)).astype(jnp.float32)
+    @staticmethod
+    def map_arrays(params: EnvParams, map_index: jax.Array | int = 0) -> MapArrays:
+        """The arrays of map `map_index` of the pool (a static slice when the pool holds one map)."""
+        if params.maps.num_maps == 1:
+            map_index = 0
+        return jax.tree.map(lambda leaf: leaf[map_index], params.maps.arrays)
+
+    def act(self, state: EnvState, action: jax.Array) -> tuple[GameState, dict[str, jax.Array]]:
+        """The agent's action ordered into the game (nothing when the seat is on autopilot).
+
+        Returns the game and {"invalid_action": outside 0..44 (clipped), "illegal_direction": a masked
+        direction (it orders nothing), "attacked": an attack was ordered}."""
+        action = jnp.asarray(action, jnp.int32)
+        invalid = (action < 0) | (action >= NUM_ACTIONS)
+        action = jnp.clip(action, 0, NUM_ACTIONS - 1)
+        if self.agent_autopilot:
+            game, attacked = state.game, jnp.bool_(False)
+        else:
+            game, attacked = apply_action(state.game, action, state.targets, state.legal, state.centre, AGENT)
+        return game, {"invalid_action": invalid, "illegal_direction": ~state.legal[action // 5],
+                      "attacked": attacked}
+
+    def simulate(self, game: GameState, arrays: MapArrays) -> GameState:
+        """`ticks_per_step` game ticks with the scripted bots (and the agent's seat if on autopilot)."""
+        bots = partial(scripted_bots, autopilot=AGENT) if self.agent_autopilot else scripted_bots
+
+        def one_tick(game, _):
+            return tick(game, arrays, self.rules, bots), None
+
+        return jax.lax.scan(one_tick, game, None, length=self.config.ticks_per_step)[0]
+
+    def observe(self, game: GameState, arrays: MapArrays, memory: Any, steps: jax.Array, params: EnvParams
+                ) -> tuple[dict, Any, tuple[jax.Array, jax.Array, jax.Array]]:
+        """The observation after a step: (obs, the observer's memory, (targets int32[8], legal bool[9],
+        centre float32[2]) of the agent's directions)."""
+        targets, legal, centre = direction_targets(game, arrays, AGENT)
+        obs, memory = self.observer.observe(game, arrays, action_mask(legal), memory,
+                                            time=self._clock(steps, params))
+        return obs, memory, (targets, legal, centre)
+
+    def outcome(self, before: GameState, after: GameState, arrays: MapArrays, steps: jax.Array,
+                params: EnvParams) -> tuple[jax.Array, jax.Array, jax.Array, dict[str, jax.Array]]:
+        """(reward float32[], terminated bool[], truncated bool[], {"land_share", "rank", "won", "dead"}) of a
+        step from game `before` (after the action) to `after` (after the ticks)."""
+        share = stats.land_share(after, arrays, AGENT)
+        rank = stats.rank(after, AGENT)
+        won = stats.has_won(after, AGENT)
+        dead = after.tiles[AGENT] == 0
+        terminated = won | dead | stats.is_over(after)
+        out_of_time = steps >= params.max_steps
+        if self.config.time_limit == "lose":  # a timed game: over (and lost, unless won) at the limit
+            terminated |= out_of_time
+            out_of_time = jnp.bool_(False)
+        truncated = ~terminated & (out_of_time | (after.tick >= self.rules.max_ticks))
+        result = jnp.where(won, params.win_reward, jnp.where(terminated, params.loss_reward, 0.0))
+        if self.config.reward == "share":
+            # The change in tiles first (an exact integer), so an unchanged territory rewards exactly 0.
+            change = (after.tiles[AGENT] - before.tiles[AGENT]) / jnp.maximum(arrays.num_land_tiles, 1)
+            reward = params.share_scale * change + result
+        else:
+            reward = params.rank_scale * (1.0 - (rank - 1.0) / max(self.num_players - 1, 1)) + result
+        return (reward.astype(jnp.float32), terminated, truncated,
+                {"land_share": share, "rank": rank, "won": won, "dead": dead})
+
+    # ---------------------------------------------------------------------------------------------------
+    # Internals
+    # ---------------------------------------------------------------------------------------------------
+
+    def _new_game(self, key: jax.Array, maps: EnvMaps) -> tuple[GameState, jax.Array]:
+        """A fresh game on a map drawn from the pool (the only map when there is one): (game, map index)."""
+        if maps.num_maps == 1:
+            index = jnp.int32(0)
+            arrays, centres, distance = (jax.tree.map(lambda leaf: leaf[0], maps.arrays), maps.centres[0],
+                                         maps.spawn_distance[0])
+        else:
+            index = jax.random.randint(jax.random.fold_in(key, 0x6D6170), (), 0, maps.num_maps)
+            arrays = jax.tree.map(lambda leaf: leaf[index], maps.arrays)
+            centres, distance = maps.centres[index], maps.spawn_distance[index]
+        game = make_game(key, arrays, jnp.asarray(self.kind), centres, jnp.int8(self._difficulty),
+                         distance=distance, num_structures=self._num_structures, rules=self.rules)
+        return game, index.astype(jnp.int32)
+
+    def _fresh_state(self, game: GameState, map_index: jax.Array, params: EnvParams, obs, memory
+                     ) -> tuple[dict, EnvState]:
+        arrays = self.map_arrays(params, map_index)
+        targets, legal, centre = direction_targets(game, arrays, AGENT)
+        zero = jnp.float32(0.0)
+        state = EnvState(game=game, map_index=jnp.asarray(map_index, jnp.int32), memory=memory, legal=legal,
+                         targets=targets, centre=centre, steps=jnp.int32(0), episode_return=zero,
+                         start_share=stats.land_share(game, arrays, AGENT),
+                         returned_episode_return=zero, returned_episode_length=jnp.int32(0),
+                         returned_episode_won=jnp.bool_(False), returned_episode_share=zero)
+        return obs, state
+
+    def _clock(self, steps: jax.Array | int, params: EnvParams) -> jax.Array | None:
+        """The observation's "time" feature in a timed game (steps / max_steps); None: the game's own."""
+        if self.config.time_limit != "lose":
+            return None
+        return jnp.minimum(jnp.asarray(steps, jnp.float32) / jnp.maximum(params.max_steps, 1), 1.0)
+
+    def _start(self, game: GameState, map_index: jax.Array, params: EnvParams) -> tuple[dict, EnvState]:
+        arrays = self.map_arrays(params, map_index)
+        _targets, legal, _ = direction_targets(game, arrays, AGENT)
+        obs, memory = self.observer.init(game, arrays, action_mask(legal), time=self._clock(0, params))
+        return self._fresh_state(game, map_index, params, obs, memory)
+
+    @staticmethod
+    def _pool_size(params: EnvParams) -> int:
+        return int(jax.tree.leaves(params.pool_games)[0].shape[0]) if params.pool_games is not None else 0
+
+    def make_params(self, key: jax.Array, game_maps: Sequence[GameMap] | None = None,
+                    pool_size: int | None = None, **numbers: float) -> EnvParams:
+        """EnvParams with a fresh pool of `pool_size` (default `config.reset_pool_size`) start positions drawn
+        from `key`, on `game_maps` (default: the env's maps; others must have the same shape and nations).
+        `numbers` override the config's reward numbers and max_steps (share_scale, win_reward, loss_reward,
+        rank_scale, max_steps) without recompiling.
+
+        Raises ValueError when a map cannot hold every player's spawn (too many bots for its land).
+        """
+        pool_size = self.config.reset_pool_size if pool_size is None else pool_size
+        accepted = ("max_steps", "share_scale", "win_reward", "loss_reward", "rank_scale")
+        unknown = sorted(set(numbers) - set(accepted))
+        if unknown:
+            raise ValueError(f"make_params: unknown settings {unknown}; accepted are {', '.join(accepted)}")
+        settings = self.config.replace(**numbers) if numbers else self.config  # validated by EnvConfig
+        maps = self.maps if game_maps is None else self._stack_maps(list(game_maps))
+        base = EnvParams(max_steps=jnp.int32(settings.max_steps),
+                         share_scale=jnp.float32(settings.share_scale),
+                         win_reward=jnp.float32(settings.win_reward),
+                         loss_reward=jnp.float32(settings.loss_reward),
+                         rank_scale=jnp.float32(settings.rank_scale), maps=maps, pool_games=None,
+                         pool_map_index=None, pool_obs=None, pool_memory=None)
+        count = max(pool_size, 1)
+        obs, states = jax.jit(jax.vmap(self.reset, in_axes=(0, None)))(jax.random.split(key, count), base)
+        spawned = np.asarray(states.game.spawn[:, 1:, 0] >= 0)
+        if not spawned.all():
+            bad = int(np.argmax(~spawned.all(axis=1)))
+            game_map = (self.game_maps if game_maps is None else list(game_maps))[int(states.map_index[bad])]
+            missing = int((~spawned[bad]).sum())
+            distance = int(maps.spawn_distance[int(states.map_index[bad])])
+            raise ValueError(
+                f"map {game_map.name!r} ({game_map.num_land_tiles} land tiles) has no room for "
+                f"{self.num_players} spawns ({missing} could not be placed at Manhattan distance "
+                f">= {distance} on a full 52-tile disk of land): use fewer bots or a larger map")
+        if pool_size == 0:
+            return base
+        return base.replace(pool_games=states.game, pool_map_index=states.map_index, pool_obs=obs,
+                            pool_memory=states.memory)
 
     def __repr__(self) -> str:
-        return (f"TerritoryEnv(map={self.game_map.name!r}, {self.game_map.width}x{self.game_map.height}, "
+        maps = (f"map={self.game_map.name!r}" if len(self.game_maps) == 1
+                else f"maps={len(self.game_maps)} ({self.game_maps[0].name!r}, ...)")
+        return (f"TerritoryEnv({maps}, {self.game_map.width}x{self.game_map.height}, "
                 f"num_bots={self.num_bots}, players={self.num_players}, "
                 f"ticks_per_step={self.ticks_per_step}, "
                 f"reward={self.reward!r}, time_limit={self.time_limit!r})")
 
 
-def _placeholder_params(max_steps: int) -> EnvParams:
-    """Params for building the pool itself (reset does not read them)."""
-    zero = jnp.float32(0.0)
-    return EnvParams(max_steps=jnp.int32(max_steps), share_scale=zero, win_reward=zero, loss_reward=zero,
-                     rank_scale=zero, pool_games=None, pool_obs=None, pool_memory=None)
+def make_env(game_map: GameMap | Sequence[GameMap] | str, config: EnvConfig | None = None, *,
+             rules: Rules = Rules(), seed: int = 0, agent_autopilot: bool = False, observer=None,
+             **settings: Any) -> TerritoryEnv:
+    """A `TerritoryEnv` on `game_map`: a GameMap, a sequence of GameMaps of one shape (a pool), or a map
+    spec for `jaxms.maps.load_maps` (one map, or a pool such as "continents_256_s0-99").
+
+    `settings` are `EnvConfig` fields (num_bots=, max_steps=, reward=, ...) applied over `config`, plus two
+    observation shorthands: `obs=` ("multi", the default, or "single", or an ObsConfig) and
+    `local_view_size=` (tiles around the agent in the local view).
+    """
+    import dataclasses
+
+    if isinstance(game_map, str):
+        from jaxms.maps import load_maps
+
+        game_map = load_maps(game_map)
+    config = EnvConfig() if config is None else config
+    if observer is not None and ("obs" in settings or "local_view_size" in settings):
+        raise ValueError("give either observer= or obs= / local_view_size=, not both")
+    obs_config = config.obs
+    if "obs" in settings:
+        obs = settings.pop("obs")
+        if isinstance(obs, str):
+            obs = ObsConfig(mode=obs)
+        if not isinstance(obs, ObsConfig):
+            raise ValueError(f"obs must be 'multi', 'single' or an ObsConfig, got {obs!r}")
+        obs_config = obs
+    if settings.get("local_view_size") is not None:
+        obs_config = dataclasses.replace(obs_config, local_view_size=settings.pop("local_view_size"))
+    settings.pop("local_view_size", None)
+    fields = {f.name for f in dataclasses.fields(EnvConfig)} - {"obs"}
+    unknown = sorted(set(settings) - fields)
+    if unknown:
+        raise TypeError(f"make_env: unknown settings {unknown}; accepted are EnvConfig's "
+                        f"{', '.join(sorted(fields))}, obs and local_view_size")
+    config = config.replace(obs=obs_config, **settings)
+    return TerritoryEnv(game_map, config, rules=rules, seed=seed, agent_autopilot=agent_autopilot,
+                        observer=observer)
 
 
 def check_action(action: Any, num_envs: int | None = None) -> np.ndarray:

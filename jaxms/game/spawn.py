@@ -80,11 +80,12 @@ def structure_capacity(kind: np.ndarray, rules: Rules = Rules()) -> int:
     return rules.structures_per_nation * int(np.sum(np.asarray(kind) == PlayerKind.NATION))
 
 
-@partial(jax.jit, static_argnames=("distance", "num_structures", "rules"))
+@partial(jax.jit, static_argnames=("num_structures", "rules"))
 def make_game(key: jax.Array, arrays: MapArrays, kind: jax.Array, centres: jax.Array, difficulty: jax.Array,
-              *, distance: int, num_structures: int, rules: Rules) -> GameState:
+              *, distance: int | jax.Array, num_structures: int, rules: Rules) -> GameState:
     """`new_game` inside jit: players `kind` int8[P + 1], fixed centres int32[P + 1, 2] ((y, x), -1 for a
-    random spawn), the nations' difficulty; spawn spacing and structure slots are static."""
+    random spawn), the nations' difficulty, the spawn spacing (int32[], an argument: it follows the map's
+    land, and maps of one shape share a compiled reset); structure slots are static."""
     num_slots = kind.shape[0]
     height, width = arrays.shape
     ys = jnp.arange(height, dtype=jnp.float32)[:, None]

@@ -11,7 +11,7 @@ from jaxms.maps.openfront import read_openfront_folder, save_openfront_folder
 from jaxms.maps.png import read_terrain_png, write_terrain_png
 from jaxms.maps.procedural import GENERATORS, generate_map
 from jaxms.maps.render import render_map, save_map_png
-from jaxms.maps.spec import MAPS_DIR_ENV, builtin_names, find_maps, load_map, maps_dirs
+from jaxms.maps.spec import MAPS_DIR_ENV, builtin_names, find_maps, load_map, load_maps, maps_dirs, pool_specs
 from jaxms.maps.transform import crop_map, downsample_map
 from jaxms.maps.types import (
     MAX_SIDE,
@@ -39,8 +39,10 @@ __all__ = [
     "find_maps",
     "generate_map",
     "load_map",
+    "load_maps",
     "maps_dirs",
     "pack_tiles",
+    "pool_specs",
     "read_openfront_folder",
     "read_terrain_png",
     "render_map",

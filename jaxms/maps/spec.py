@@ -183,3 +183,62 @@ def load_map(spec: str | Path | GameMap,
     if size is not None:
         game_map = downsample_map(game_map, *_parse_size(size, spec, "downsample size"))
     return game_map
+
+
+# A family of built-in maps: KIND_SIZE_sFIRST-LAST (seeds FIRST..LAST inclusive), e.g. continents_256_s0-99.
+_FAMILY = re.compile(r"^(?P<base>[a-z]+_\d+(?:x\d+)?)_s(?P<first>\d+)-(?P<last>\d+)(?P<rest>[@:~].*)?$")
+POOL_SEPARATOR = "+"
+MAX_POOL = 10_000
+POOL_FORMS = (
+    f"a map pool is several specs joined by '{POOL_SEPARATOR}' (e.g. australia@16x+pangaea@16x) or a "
+    "built-in family KIND_SIZE_sFIRST-LAST (seeds FIRST..LAST, e.g. continents_256_s0-99); its maps must "
+    "share one shape"
+)
+
+
+def pool_specs(spec: str | Sequence[str]) -> list[str]:
+    """The single-map specs of a pool spec (see `load_maps`), without loading anything. Raises MapError."""
+    parts = [str(s).strip() for s in spec] if not isinstance(spec, str) else \
+        [s.strip() for s in spec.split(POOL_SEPARATOR)]
+    if not parts or any(not p for p in parts):
+        raise MapError(f"empty map spec in {spec!r}; {POOL_FORMS}")
+    specs: list[str] = []
+    for part in parts:
+        family = _FAMILY.match(part)
+        if family is None:
+            specs.append(part)
+            continue
+        first, last = int(family["first"]), int(family["last"])
+        if last < first or last - first + 1 > MAX_POOL:
+            raise MapError(f"map family {part!r}: seeds {first}-{last} must run upwards and hold at most "
+                           f"{MAX_POOL} maps")
+        specs.extend(f"{family['base']}_s{seed}{family['rest'] or ''}" for seed in range(first, last + 1))
+    return specs
+
+
+def load_maps(spec: str | Sequence[str | GameMap] | GameMap,
+              maps_dir: str | Path | Sequence[str | Path] | None = None) -> list[GameMap]:
+    """A map pool: the maps of `spec`, a single map spec, several joined by '+', a built-in family
+    (`continents_256_s0-99`), or a sequence of specs / GameMaps. Every map must have the same shape.
+
+    Raises:
+        MapError: a spec is malformed or missing, or the maps differ in shape (the message lists them).
+    """
+    if isinstance(spec, GameMap):
+        return [spec]
+    items = [spec] if isinstance(spec, str | Path) else list(spec)
+    maps: list[GameMap] = []
+    for item in items:
+        if isinstance(item, GameMap):
+            maps.append(item)
+        else:
+            maps.extend(load_map(one, maps_dir) for one in pool_specs(str(item)))
+    if not maps:
+        raise MapError(f"empty map pool; {POOL_FORMS}")
+    shapes = {(m.width, m.height) for m in maps}
+    if len(shapes) > 1:
+        listed = ", ".join(f"{m.name} {m.width}x{m.height}" for m in maps[:8])
+        raise MapError(f"the maps of a pool must share one shape, got {len(shapes)} shapes: {listed}"
+                       f"{', ...' if len(maps) > 8 else ''} (crop or downsample them to one size with "
+                       ":X,Y,W,H or ~WxH)")
+    return maps
