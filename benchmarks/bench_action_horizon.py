@@ -41,20 +41,22 @@ def main() -> None:
     _, states = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(
         jax.random.split(jax.random.key(0), args.games), env.default_params)
 
-    def play(game, share):
+    arrays = env.map_arrays(env.default_params)  # an argument, as in the env's step
+
+    def play(game, share, arrays):
         game = launch_orders(launch_attack(game, AGENT, 0, jnp.floor(game.troops[AGENT] * share)))
 
         def body(g, _):
-            g = tick(g, env.arrays, env.rules, scripted_bots)
+            g = tick(g, arrays, env.rules, scripted_bots)
             return g, (g.attacks[AGENT, 0], g.tiles[AGENT])
 
         _, (attack, tiles) = jax.lax.scan(body, game, None, length=args.ticks)
         return attack, tiles
 
-    run = jax.jit(jax.vmap(play, in_axes=(0, None)))
+    run = jax.jit(jax.vmap(play, in_axes=(0, None, None)))
     rows = []
     for share in INTENSITIES:
-        attack, tiles = (np.asarray(x) for x in run(states.game, share))
+        attack, tiles = (np.asarray(x) for x in run(states.game, share, arrays))
         running = attack > 0
         lasted = np.where(running.all(axis=1), args.ticks, np.argmin(running, axis=1))
         gain = tiles - tiles[:, :1]

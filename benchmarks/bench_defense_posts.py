@@ -88,21 +88,23 @@ def main() -> None:
     obs, state, _, _ = jax.block_until_ready(warm(obs, state, jax.random.key(1)))
     game, on_fronts = place_posts(jax.tree.map(lambda x: x[0], state.game), args.posts)
 
+    arrays = env.map_arrays(params)  # an argument of the programs, as in the env's step
+
     def ticks(rules):
-        def run(one):
-            return jax.lax.scan(lambda g, _: (tick(g, env.arrays, rules, scripted_bots), None), one, None,
+        def run(one, arrays):
+            return jax.lax.scan(lambda g, _: (tick(g, arrays, rules, scripted_bots), None), one, None,
                                 length=args.ticks)[0]
         return jax.jit(run)
 
     programs = {"off": ticks(Rules(defense_posts=False)), "on": ticks(Rules())}
-    ends = {name: jax.block_until_ready(run(game)) for name, run in programs.items()}
+    ends = {name: jax.block_until_ready(run(game, arrays)) for name, run in programs.items()}
     differ = int((ends["off"].owner != ends["on"].owner).sum())
     times = {name: [] for name in programs}
     load_before = os.getloadavg()[0]
     for _ in tqdm(range(args.rounds), desc="bench_defense_posts", disable=None):
         for name, run in programs.items():
             start = time.perf_counter()
-            jax.block_until_ready(run(game))
+            jax.block_until_ready(run(game, arrays))
             times[name].append(1000.0 * (time.perf_counter() - start) / args.ticks)
     load = f"{load_before:.1f}-{os.getloadavg()[0]:.1f}"
     rows = [{"map": f"{args.size}x{args.size}", "players": args.num_bots + 1, "posts": args.posts,

@@ -59,11 +59,12 @@ def random_policy_rollout(env, params, num_steps: int):
 
 
 def game_ticks(env, num_ticks: int):
-    """A jittable scan of `num_ticks` game ticks (scripted bots) over a batch of games."""
+    """A jittable scan of `num_ticks` game ticks (scripted bots) over a batch of games; the map's arrays
+    are an argument (`env.map_arrays(params)`), as in the env's step."""
 
-    def run(games):
+    def run(games, arrays):
         def body(g, _):
-            return jax.vmap(lambda one: tick(one, env.arrays, env.rules, scripted_bots))(g), None
+            return jax.vmap(lambda one: tick(one, arrays, env.rules, scripted_bots))(g), None
 
         games, _ = jax.lax.scan(body, games, None, length=num_ticks)
         return games
@@ -107,9 +108,10 @@ def bench_case(size: int, n_envs: int, args) -> dict:
 
     # Game ticks only. Scale the tick count so one timed call stays within the budget.
     tick_count = max(2, min(args.ticks, int(args.ticks * 128 * 128 * 8 / (size * size * n_envs))))
+    arrays = env.map_arrays(params)
     run_ticks = jax.jit(game_ticks(env, tick_count))
-    tick_compile, _ = compile_seconds_and_memory(game_ticks(env, tick_count), state.game)
-    tick_seconds, _ = timed(run_ticks, state.game, repeats=args.repeats)
+    tick_compile, _ = compile_seconds_and_memory(game_ticks(env, tick_count), state.game, arrays)
+    tick_seconds, _ = timed(run_ticks, state.game, arrays, repeats=args.repeats)
     ms_per_tick = 1000.0 * tick_seconds / tick_count
 
     # Env steps (action + ticks_per_step ticks + observation + auto-reset).

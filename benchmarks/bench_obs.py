@@ -130,9 +130,9 @@ def bench_size(size: int, n_envs_list: list[int], args) -> list[dict]:
             observe = jax.vmap(observer.observe, in_axes=(0, None, None, 0))
             compile_s[mode], compiled = compile_seconds(observe, games, arrays, mask, memory)
             functions[mode] = (compiled, (games, arrays, mask, memory))
-        tick = jax.vmap(lambda g: game.tick(g, arrays, game.Rules(), scripted_bots))
-        compile_s["tick"], compiled = compile_seconds(tick, games)
-        functions["tick"] = (compiled, (games,))
+        tick = jax.vmap(lambda g, a: game.tick(g, a, game.Rules(), scripted_bots), in_axes=(0, None))
+        compile_s["tick"], compiled = compile_seconds(tick, games, arrays)  # the map an argument, as above
+        functions["tick"] = (compiled, (games, arrays))
         times = time_rounds(functions, args.repeats, before=functions["tick"])
         ms = {name: 1000.0 * float(np.median(t)) for name, t in times.items()}
         best = {name: 1000.0 * float(np.min(t)) for name, t in times.items()}

@@ -10,18 +10,21 @@ For each map size (built-in `continents_<size>` maps) and observation mode, a ru
   those chunks;
 - the split of an update's time, each piece jitted on its own on the shapes of the run (the envs' state
   and observations after the chunks above, the run's parameters) and timed as ms per update:
-  * simulation: `n_steps` env steps of `ticks_per_step` game ticks with the env's scripted bots (vmapped
-    over the envs, a scan like the env step's), without actions, observation or reward;
-  * observation: `n_steps` calls of the vmapped `env.observer.observe` (frame stack carried);
+  * simulation: `n_steps` calls of the vmapped `env.simulate` (the env step's `ticks_per_step` game ticks
+    with the scripted bots), without actions, observation or reward;
+  * observation: `n_steps` calls of the vmapped `env.observe` (the agent's direction targets and action
+    mask, then the observer; frame stack carried; results recorded before the env's seams counted the
+    direction targets in "rest");
   * policy forward: `n_steps` forwards of the network on the n_envs observations plus action sampling, in
     a scan like the rollout's (on CPU a convolution costs differently inside and outside a scan);
   * update: `update_epochs` x minibatches of gradient + optimizer steps over one rollout's worth of
     transitions (the trainer's loss, optimizer and minibatch gathering).
   The pieces are reported with their share of the pieces' sum; "rest" is the chunk's time per update minus
-  that sum (action decoding, direction targets, reward, auto-reset copies, GAE, last-value forward, metrics;
+  that sum (`env.act`, `env.outcome`, auto-reset copies, GAE, last-value forward, metrics;
   negative when the pieces cost more apart than fused in the chunk). Inside each piece's scan every step
   feeds the next (the observed owner grid and the network's input are nudged by a value derived from the
-  last output, always zero but unknown to XLA), so XLA cannot hoist the work out of the loop.
+  last output, always zero but unknown to XLA), so XLA cannot hoist the work out of the loop. The map's
+  arrays are arguments of each piece (`env.map_arrays(params)`), as in the env's step, not constants.
 - peak memory: on CPU the process's peak resident set while the chunks run ("run_rss_mb", shown), and
   while the env is built, initialised and the chunk compiled ("setup_compile_rss_mb": the compiler's own
   memory); on Linux the high-water mark is reset before each stage (/proc/self/clear_refs), elsewhere both
@@ -58,12 +61,9 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.common import call_times, write_results
-from jaxms.config import TrainConfig, detect_device, resolve
-from jaxms.env.actions import action_mask
-from jaxms.game.bots import scripted_bots
-from jaxms.game.loop import tick
+from jaxms.config import TrainConfig, resolve
 from jaxms.ppo import log_prob, make_train
-from jaxms.train import build_run
+from jaxms.run import build_run, detect_device
 
 COMPILE_AIM_S = 120.0  # first chunk, default 1024x1024 multi-scale run, CPU
 QUICK = {"n_envs": 2, "n_steps": 32, "update_epochs": 2}
@@ -86,10 +86,12 @@ def case_config(size: int, obs: str, device: str, args) -> TrainConfig:
                                                         "network_width", "num_bots", "updates_per_chunk")
                  if getattr(args, name) is not None}
     base = dict(QUICK) if args.settings == "quick" else {}
-    config = TrainConfig(map=f"{args.family}_{size}", obs=obs, device=device, **{**base, **overrides})
+    config = TrainConfig().replace(map=f"{args.family}_{size}", obs=obs, device=device,
+                                   **{**base, **overrides})
     config = resolve(config, size * size, device)
     if args.settings == "quick" and args.batch_size is None:
-        config = config.replace(batch_size=_divisor_at_most(config.n_envs * config.n_steps, QUICK_BATCH_SIZE))
+        config = config.replace(batch_size=_divisor_at_most(config.ppo.num_envs * config.ppo.n_steps,
+                                                            QUICK_BATCH_SIZE))
     return config
 
 
@@ -97,13 +99,14 @@ def train_defaults(size: int, obs: str, device: str, args) -> TrainConfig:
     """What `python -m jaxms.train --map <map> --obs <obs>` resolves to (with this run's bots and width)."""
     extra = {name: getattr(args, name) for name in ("network_width", "num_bots")
              if getattr(args, name) is not None}
-    return resolve(TrainConfig(map=f"{args.family}_{size}", obs=obs, device=device, **extra), size * size,
-                   device)
+    return resolve(TrainConfig().replace(map=f"{args.family}_{size}", obs=obs, device=device, **extra),
+                   size * size, device)
 
 
 def settings_text(config: TrainConfig) -> str:
-    return (f"{config.n_envs}x{config.n_steps}, mb {config.batch_size}, {config.update_epochs} ep, "
-            f"w {config.network_width:g}")
+    ppo = config.ppo
+    return (f"{ppo.num_envs}x{ppo.n_steps}, mb {ppo.batch_size}, {ppo.update_epochs} ep, "
+            f"w {config.network.width:g}")
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -187,32 +190,28 @@ def _nudge(tree, flag: jax.Array):
 
 
 def make_pieces(env, network, trainer, ppo):
-    """Jittable functions, each doing one update's worth of one part of the work (see the docstring)."""
+    """Jittable functions, each doing one update's worth of one part of the work (see the docstring). The map
+    is an argument (`env.map_arrays(params)`), as in the env's step: never closed over."""
     num_steps = ppo.n_steps
+    simulate = jax.vmap(env.simulate, in_axes=(0, None))
+    observe = jax.vmap(env.observe, in_axes=(0, None, 0, 0, None))
 
-    def env_step_ticks(game):
-        def one_tick(g, _):
-            return tick(g, env.arrays, env.rules, scripted_bots), None
-
-        return jax.lax.scan(one_tick, game, None, length=env.ticks_per_step)[0]
-
-    def simulation(games):
+    def simulation(games, arrays):
         def step(games, _):
-            return jax.vmap(env_step_ticks)(games), None
+            return simulate(games, arrays), None
 
         return jax.lax.scan(step, games, None, length=num_steps)[0]
 
-    observe = jax.vmap(lambda game, mask, memory: env.observer.observe(game, env.arrays, mask, memory))
-
-    def observation(games, masks, memory):
+    def observation(games, memory, steps, arrays, params):
         def step(carry, _):
-            games, memory = carry
-            obs, memory = observe(games, masks, memory)
+            games, memory, steps = carry
+            steps = steps + 1
+            obs, memory, _directions = observe(games, arrays, memory, steps, params)
             flag = jnp.any(obs["features"] > NEVER, axis=-1)
             games = games.replace(owner=_nudge(games.owner, flag), troops=_nudge(games.troops, flag))
-            return (games, memory), None
+            return (games, memory, steps), None
 
-        return jax.lax.scan(step, (games, memory), None, length=num_steps)[0]
+        return jax.lax.scan(step, (games, memory, steps), None, length=num_steps)[0]
 
     def forward(params, obs, key):
         def step(carry, _):
@@ -250,9 +249,11 @@ def time_pieces(env, network, trainer, ppo, runner, repeats: int) -> tuple[dict,
     """(seconds per update of each piece, seconds compiling each) on the shapes of `runner`."""
     pieces = make_pieces(env, network, trainer, ppo)
     state = runner.env_state
-    masks = jax.jit(jax.vmap(action_mask))(state.legal)
+    params = env.default_params
+    arrays = env.map_arrays(params)
     batch = jax.jit(lambda obs, key: rollout_batch(obs, ppo, key))(runner.obs, jax.random.key(1))
-    arguments = {"simulation": (state.game,), "observation": (state.game, masks, state.memory),
+    arguments = {"simulation": (state.game, arrays),
+                 "observation": (state.game, state.memory, state.steps, arrays, params),
                  "forward": (runner.params, runner.obs, jax.random.key(2)),
                  "update": (runner.params, runner.opt_state, batch, jax.random.key(3))}
     seconds, compile_s = {}, {}
@@ -271,12 +272,12 @@ def time_pieces(env, network, trainer, ppo, runner, repeats: int) -> tuple[dict,
 
 def bench_case(size: int, obs: str, device: str, args) -> dict:
     config = case_config(size, obs, device, args)
-    print(f"{config.map} {obs}-scale: {settings_text(config)}", flush=True)
+    print(f"{config.run.map} {obs}-scale: {settings_text(config)}", flush=True)
     rss_reset = reset_peak_rss()
     start = time.perf_counter()
     env, network, ppo, _ = build_run(config)
     trainer = make_train(ppo, env, env.default_params, network)
-    runner = jax.block_until_ready(trainer.init(jax.random.key(config.seed)))
+    runner = jax.block_until_ready(trainer.init(jax.random.key(config.run.seed)))
     setup_s = time.perf_counter() - start
 
     compiled, lower_s, compile_s = lower_and_compile(trainer.train_chunk, runner)
@@ -306,10 +307,10 @@ def bench_case(size: int, obs: str, device: str, args) -> dict:
 
     row = {
         "map": f"{size}x{size}", "obs": obs, "settings": settings_text(config), "device": device,
-        "n_envs": config.n_envs, "n_steps": config.n_steps, "batch_size": config.batch_size,
-        "update_epochs": config.update_epochs, "minibatches": ppo.num_minibatches,
-        "network_width": config.network_width, "num_bots": config.num_bots,
-        "ticks_per_step": config.ticks_per_step, "updates_per_chunk": ppo.updates_per_chunk,
+        "n_envs": ppo.num_envs, "n_steps": ppo.n_steps, "batch_size": ppo.batch_size,
+        "update_epochs": ppo.update_epochs, "minibatches": ppo.num_minibatches,
+        "network_width": config.network.width, "num_bots": config.env.num_bots,
+        "ticks_per_step": config.env.ticks_per_step, "updates_per_chunk": ppo.updates_per_chunk,
         "views": env.observer.config.view_sizes if hasattr(env.observer, "config") else None,
         "env_steps_per_s": round(len(chunk_s) * steps_per_chunk / sum(chunk_s), 2),
         "ms_per_update": round(update_ms, 1),
@@ -337,8 +338,8 @@ def bench_case(size: int, obs: str, device: str, args) -> dict:
 def compile_train_config(size: int, obs: str, device: str, args, env, network, ppo) -> dict:
     """Lower and compile (no run) the chunk of the `train` settings: the compile-time aim's config."""
     config = train_defaults(size, obs, device, args)
-    train_ppo = dataclasses.replace(ppo, num_envs=config.n_envs, n_steps=config.n_steps,
-                                    batch_size=config.batch_size, update_epochs=config.update_epochs)
+    train_ppo = dataclasses.replace(ppo, num_envs=config.ppo.num_envs, n_steps=config.ppo.n_steps,
+                                    batch_size=config.ppo.batch_size, update_epochs=config.ppo.update_epochs)
     trainer = make_train(train_ppo, env, env.default_params, network)
     shapes = jax.eval_shape(trainer.init, jax.random.key(0))
     compiled, lower_s, compile_s = lower_and_compile(trainer.train_chunk, shapes)
