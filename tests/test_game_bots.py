@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference.engine import ReferenceGame
 
 from jaxms import game, load_map
-from jaxms.game.bots import border_contacts, scripted_bots
+from jaxms.game.bots import DENSE_CONTACT_TILES, border_contacts, scripted_bots
 
 PLAINS = load_map("plains_64x48")
 PLAINS_ARRAYS = game.map_arrays(PLAINS)
@@ -34,6 +34,26 @@ def test_border_contacts_match_a_plain_loop(seed, num_players):
     land = rng.random((12, 15)) < 0.8
     owner = np.where(land, rng.integers(0, num_players + 1, size=land.shape), 0).astype(np.uint8)
     got = np.asarray(border_contacts(owner, land, num_players + 1))
+    np.testing.assert_array_equal(got, numpy_contacts(owner, land, num_players + 1))
+
+
+@given(st.integers(0, 2**31 - 1), st.integers(2, 12), st.sampled_from(["noise", "blobs"]))
+@settings(max_examples=10)
+def test_block_sparse_border_contacts_match_a_plain_loop(seed, num_players, layout):
+    """A map above DENSE_CONTACT_TILES (not a whole number of blocks) takes the block-sparse path."""
+    rng = np.random.default_rng(seed)
+    shape = (131, 150)
+    land = rng.random(shape) < 0.9
+    if layout == "noise":  # borders everywhere
+        owner = rng.integers(0, num_players + 1, size=shape)
+    else:  # a few square territories in unowned land: most blocks hold no border
+        owner = np.zeros(shape, np.int64)
+        for player in range(1, num_players + 1):
+            y, x, side = rng.integers(0, 120), rng.integers(0, 140), rng.integers(3, 30)
+            owner[y:y + side, x:x + side] = player
+    owner = np.where(land, owner, 0).astype(np.uint8)
+    assert owner.size > DENSE_CONTACT_TILES
+    got = np.asarray(jax.jit(border_contacts, static_argnums=2)(owner, land, num_players + 1))
     np.testing.assert_array_equal(got, numpy_contacts(owner, land, num_players + 1))
 
 
