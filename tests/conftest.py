@@ -30,3 +30,24 @@ def openfront_maps_dir() -> Path:
         pytest.skip(f"real OpenFront maps not found at {SHARED_MAPS_DIR} (they ship in ../shared, which is "
                     "absent here)")
     return SHARED_MAPS_DIR
+
+
+# One tiny PPO run shared by test_ppo.py and test_train.py, so its jitted `train_chunk` compiles once a
+# session: plains_32, one tribe, 6-step episodes, the minimal observer at 16x16 (compiling the real views
+# and a network on them took minutes on a 2-core CPU) and an eighth-width single-view network.
+TINY_PPO = {"num_envs": 2, "n_steps": 8, "batch_size": 8, "update_epochs": 2, "total_timesteps": 2 * 8 * 4,
+            "updates_per_chunk": 2, "learning_rate": 1e-3}
+
+
+@pytest.fixture(scope="session")
+def tiny_run():
+    """(env, network, trainer) of the tiny run: 4 updates of 16 env steps, 2 updates a chunk."""
+    from minimal_observer import MinimalObserver
+
+    from jaxms.env import make_env
+    from jaxms.nn import NetworkConfig, make_network
+    from jaxms.ppo import PPOConfig, make_train
+
+    env = make_env("plains_32", num_bots=1, max_steps=6, reset_pool_size=2, observer=MinimalObserver(16))
+    network = make_network(NetworkConfig(obs="single", width=0.125, heads=1))
+    return env, network, make_train(PPOConfig(**TINY_PPO), env, env.default_params, network)

@@ -10,9 +10,6 @@ import pytest
 
 from jaxms.checkpoint import Checkpointer
 from jaxms.config import TrainConfig, resolve
-from jaxms.env import make_env
-from jaxms.nn import NetworkConfig, make_network
-from jaxms.ppo import PPOConfig, make_train
 from jaxms.train import main
 
 
@@ -21,12 +18,10 @@ def leaves(tree):
     return [np.asarray(to_data(x)) for x in jax.tree.leaves(tree)]
 
 
-def test_a_resumed_run_continues_bit_for_bit(tmp_path):
-    env = make_env("plains_32", num_bots=1, obs="single", max_steps=5, reset_pool_size=2)
-    network = make_network(NetworkConfig(obs="single", width=0.125, heads=1))
-    config = PPOConfig(num_envs=2, n_steps=8, batch_size=8, update_epochs=1, total_timesteps=64)
-    trainer = make_train(config, env, env.default_params, network)
-
+def test_a_resumed_run_continues_bit_for_bit(tmp_path, tiny_run):
+    """Two chunks of 2 updates straight, or the first, a checkpoint, a restore and the second: the same
+    runner state and metrics bit for bit (the run is conftest's tiny_run, compiled once a session)."""
+    _, _, trainer = tiny_run
     straight = trainer.init(jax.random.key(5))
     straight, _ = trainer.train_chunk(straight)
     straight, metrics_straight = trainer.train_chunk(straight)
@@ -39,7 +34,7 @@ def test_a_resumed_run_continues_bit_for_bit(tmp_path):
     del interrupted
     template = trainer.init(jax.random.key(99))  # another seed: everything must come from the checkpoint
     restored, meta = Checkpointer(tmp_path / "checkpoints").restore(template)
-    assert meta == {"note": "half way"} and int(restored.update) == 1
+    assert meta == {"note": "half way"} and int(restored.update) == 2
     resumed, metrics_resumed = trainer.train_chunk(restored)
     for a, b in zip(leaves(metrics_straight), leaves(metrics_resumed), strict=True):
         np.testing.assert_array_equal(a, b)
