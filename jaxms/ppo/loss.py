@@ -1,4 +1,5 @@
-"""The PPO objective on one minibatch (Stable-Baselines3's form and log names)."""
+"""The PPO objective on one minibatch (Stable-Baselines3's form and log names; PureJaxRL's value loss as an
+option)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,15 @@ def entropy(logits: jax.Array) -> jax.Array:
 
 def ppo_loss(logits: jax.Array, values: jax.Array, actions: jax.Array, old_log_probs: jax.Array,
              old_values: jax.Array, advantages: jax.Array, returns: jax.Array, *, clip_eps: float,
-             vf_coef: float, ent_coef: float, clip_value: bool = False, normalize_advantages: bool = True
-             ) -> tuple[jax.Array, dict[str, jax.Array]]:
+             vf_coef: float, ent_coef: float, clip_value: bool = False, normalize_advantages: bool = True,
+             value_loss: str = "squared") -> tuple[jax.Array, dict[str, jax.Array]]:
     """(total loss, metrics) of a minibatch of B transitions.
 
     loss = policy_gradient_loss + vf_coef * value_loss + ent_coef * entropy_loss, with
     policy_gradient_loss = -mean(min(r A, clip(r, 1 - eps, 1 + eps) A)) (r = pi / pi_old, A normalised
-    per minibatch), value_loss = mean((R - V)^2) (V clipped around the old value if asked) and
+    per minibatch), value_loss = mean((R - V)^2) (V clipped around the old value if `clip_value`;
+    Stable-Baselines3's) or, with value_loss="max_clipped", 0.5 * mean(max((R - V)^2, (R - V_clipped)^2))
+    with V_clipped = V_old + clip(V - V_old, -eps, eps) (PureJaxRL's and CleanRL's), and
     entropy_loss = -mean(entropy).
     """
     new_log_probs = log_prob(logits, actions)
@@ -38,15 +41,21 @@ def ppo_loss(logits: jax.Array, values: jax.Array, actions: jax.Array, old_log_p
     surrogate = jnp.minimum(ratio * advantages, jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages)
     policy_loss = -surrogate.mean()
     values = values.astype(jnp.float32)
-    if clip_value:
-        values = old_values + jnp.clip(values - old_values, -clip_eps, clip_eps)
-    value_loss = jnp.mean((returns - values) ** 2)
+    if value_loss == "max_clipped":
+        clipped = old_values + jnp.clip(values - old_values, -clip_eps, clip_eps)
+        value_term = 0.5 * jnp.mean(jnp.maximum((returns - values) ** 2, (returns - clipped) ** 2))
+    elif value_loss == "squared":
+        if clip_value:
+            values = old_values + jnp.clip(values - old_values, -clip_eps, clip_eps)
+        value_term = jnp.mean((returns - values) ** 2)
+    else:
+        raise ValueError(f"value_loss={value_loss!r} is not accepted: use squared or max_clipped")
     entropy_loss = -entropy(logits).mean()
-    loss = policy_loss + vf_coef * value_loss + ent_coef * entropy_loss
+    loss = policy_loss + vf_coef * value_term + ent_coef * entropy_loss
     metrics = {
         "loss": loss,
         "policy_gradient_loss": policy_loss,
-        "value_loss": value_loss,
+        "value_loss": value_term,
         "entropy_loss": entropy_loss,
         "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
         "clip_fraction": jnp.mean((jnp.abs(ratio - 1.0) > clip_eps).astype(jnp.float32)),
