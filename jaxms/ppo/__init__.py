@@ -1,4 +1,6 @@
-"""PPO, generic over gymnax-API environments, with the whole update inside jit (see ppo/trainer.py).
+"""PPO, generic over gymnax-API environments (gymnax's own included), with the whole update inside jit
+(see ppo/trainer.py for the environments and networks accepted; `ActorCritic` is PureJaxRL's classic-control
+network).
 
 Importing `jaxms.ppo` is cheap: `PPOConfig` (jaxms.ppo.config) imports no JAX, and the names below that
 need JAX are imported on first use.
@@ -9,6 +11,7 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
+    "ActorCritic": "jaxms.ppo.networks",
     "PPOConfig": "jaxms.ppo.config",
     "compute_gae": "jaxms.ppo.gae",
     "entropy": "jaxms.ppo.loss", "explained_variance": "jaxms.ppo.loss", "log_prob": "jaxms.ppo.loss",

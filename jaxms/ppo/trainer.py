@@ -4,11 +4,25 @@
     runner = trainer.init(jax.random.key(0))
     runner, metrics = trainer.train_chunk(runner)     # `updates_per_chunk` updates; metrics [K, ...]
 
-Generic over environments with gymnax's API (`reset(key, params)`, `step(key, state, action, params)`,
-`action_space(params).n`) whose observations are pytrees carrying an "action_mask" or not, and networks with
-`init(key, obs) -> params` and `apply(params, obs) -> (logits, value, aux)` (logits already masked).
-If the env's `info` has "terminated", "truncated" and "final_observation" (ours does), truncated episodes
-bootstrap from the value of their final observation; otherwise every `done` counts as a termination.
+Generic over environments with gymnax's API, gymnax's own environments unchanged (`gymnax.make(...)`, with
+or without its wrappers):
+- `reset(key, params) -> (obs, state)` and a discrete action (int32), the observation any pytree (with an
+  "action_mask" or not: the network masks its logits itself);
+- `step(key, state, action, params)` returning six values, `(obs, state, reward, terminated, truncated,
+  info)` (gymnax >= 1.0), or five, `(obs, state, reward, done, info)` (gymnax < 1.0, PureJaxRL's wrappers,
+  gymnax's LegacyStepAPIWrapper, jaxms's env), with `info` a dict; the step auto-resets, as gymnax's do.
+  Which form is found once, by tracing the step (`jax.eval_shape`, no compilation), when the trainer is
+  built;
+- truncated episodes bootstrap from the value of their final observation when `info` has
+  "final_observation" (gymnax >= 1.0 and jaxms's env do) and the truncation is known (the six-value form,
+  or a five-value `info` with "terminated" and "truncated"); otherwise every `done` counts as a
+  termination, as in PureJaxRL;
+- episode returns and lengths are reported from `info` when the env records them (PureJaxRL's and gymnax's
+  LogWrapper keys "returned_episode_returns", "returned_episode_lengths", "returned_episode"; jaxms's env),
+  and otherwise recorded by the trainer itself (`RunnerState.episode_stats`).
+Networks: `init(key, obs) -> params` and `apply(params, obs)` returning `(logits, value)` or
+`(logits, value, aux)` (logits already masked; `aux` a dict or None), a flax linen module included (e.g.
+`jaxms.ppo.ActorCritic`, PureJaxRL's classic-control network).
 
 Memory: the rollout buffer holds each transition's observation once (no copy of the whole buffer per epoch:
 minibatches gather their own rows by a random permutation of the flattened [T * N] index).
@@ -17,6 +31,7 @@ minibatches gather their own rows by a random permutation of the flattened [T * 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -48,6 +63,10 @@ class RunnerState:
     key: jax.Array  # PRNG key
     update: jax.Array  # int32[]: updates done
     env_steps: jax.Array  # int32[]: env steps done (all envs)
+    # {"return": float32[N], "length": int32[N]}: the running episodes so far, where the trainer records
+    # episode statistics itself (the env's info has no "returned_episode_returns"); None otherwise (so a
+    # jaxms run's state, and its checkpoints, are as before).
+    episode_stats: Any = None
 
 
 @struct.dataclass
@@ -86,7 +105,7 @@ def _learning_rate(config: PPOConfig, update: jax.Array) -> jax.Array:
 
 def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
     """Global-norm clipping then Adam (eps 1e-5), its step size following `lr_schedule` per update."""
-    steps_per_update = config.update_epochs * config.num_minibatches
+    steps_per_update = config.update_epochs * config.minibatches
 
     def schedule(count):
         return _learning_rate(config, count // steps_per_update)
@@ -95,12 +114,39 @@ def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
                        optax.adam(learning_rate=schedule, eps=config.adam_eps))
 
 
+def _forward(network, params, obs) -> tuple[jax.Array, jax.Array, Any]:
+    """(logits, value, aux) of a network returning (logits, value) or (logits, value, aux)."""
+    out = network.apply(params, obs)
+    if isinstance(out, tuple | list) and len(out) in (2, 3):
+        return (*out, None) if len(out) == 2 else tuple(out)
+    raise TypeError("the network's apply(params, obs) must return (logits, value) or (logits, value, aux), "
+                    f"got {type(out).__name__}")
+
+
+def _probe_step(batched_reset, batched_step, num_envs: int, env_params) -> tuple[int, Mapping]:
+    """(number of values `step` returns, the abstract `info`) of a batched env, by tracing only. The jitted
+    reset and step are traced here once and the trace is cached: the rollout's tracing reuses it."""
+    keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), num_envs))
+    _, state = jax.eval_shape(batched_reset, keys, env_params)
+    out = jax.eval_shape(batched_step, keys, state, jax.ShapeDtypeStruct((num_envs,), jnp.int32), env_params)
+    if not isinstance(out, tuple) or len(out) not in (5, 6) or not isinstance(out[-1], Mapping):
+        found = f"{len(out)} values" if isinstance(out, tuple) else type(out).__name__
+        raise TypeError("the env's step(key, state, action, params) must return (obs, state, reward, "
+                        "terminated, truncated, info) (gymnax >= 1.0) or (obs, state, reward, done, info), "
+                        f"with info a dict; got {found}"
+                        + (f" with info a {type(out[-1]).__name__}" if isinstance(out, tuple) else ""))
+    return len(out), out[-1]
+
+
 def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
-    """Build the jitted `init` and `train_chunk` of a PPO run on `env` with `network`."""
+    """Build the jitted `init` and `train_chunk` of a PPO run on `env` with `network` (see the module doc
+    for the environments and networks accepted)."""
     optimizer = make_optimizer(config)
     num_envs, num_steps = config.num_envs, config.n_steps
-    batched_reset = jax.vmap(env.reset, in_axes=(0, None))
-    batched_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    batched_reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
+    batched_step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    step_values, probe_info = _probe_step(batched_reset, batched_step, num_envs, env_params)
+    record_episodes = "returned_episode_returns" not in probe_info
 
     reset_envs = jax.jit(lambda key: batched_reset(jax.random.split(key, num_envs), env_params))
 
@@ -110,30 +156,49 @@ def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
         key, net_key, reset_key = jax.random.split(key, 3)
         obs, env_state = reset_envs(reset_key)
         params = network.init(net_key, obs)
+        episode_stats = None
+        if record_episodes:
+            episode_stats = {"return": jnp.zeros(num_envs, jnp.float32),
+                             "length": jnp.zeros(num_envs, jnp.int32)}
         return RunnerState(params=params, opt_state=jax.jit(optimizer.init)(params), env_state=env_state,
-                           obs=obs, key=key, update=jnp.int32(0), env_steps=jnp.int32(0))
+                           obs=obs, key=key, update=jnp.int32(0), env_steps=jnp.int32(0),
+                           episode_stats=episode_stats)
 
     def env_step(runner: RunnerState, _):
         key, action_key, step_key = jax.random.split(runner.key, 3)
-        logits, value, aux = network.apply(runner.params, runner.obs)
+        logits, value, aux = _forward(network, runner.params, runner.obs)
         action = jax.random.categorical(action_key, logits).astype(jnp.int32)
-        obs, env_state, reward, done, info = batched_step(jax.random.split(step_key, num_envs),
-                                                          runner.env_state, action, env_params)
-        terminated = info.get("terminated", done)
-        truncated = info.get("truncated", jnp.zeros_like(done))
-        if "final_observation" in info:
+        out = batched_step(jax.random.split(step_key, num_envs), runner.env_state, action, env_params)
+        if step_values == 6:
+            obs, env_state, reward, terminated, truncated, info = out
+            terminated, truncated = terminated.astype(bool), truncated.astype(bool)
+            done = terminated | truncated
+        else:
+            obs, env_state, reward, done, info = out
+            done = done.astype(bool)
+            terminated = info.get("terminated", done)
+            truncated = info.get("truncated", jnp.zeros_like(done))
+        if "final_observation" in info and (step_values == 6 or "truncated" in info):
             # Only evaluate the network on final observations when some env was truncated this step.
             final_value = jax.lax.cond(
-                truncated.any(), lambda: network.apply(runner.params, info["final_observation"])[1],
+                truncated.any(), lambda: _forward(network, runner.params, info["final_observation"])[1],
                 lambda: jnp.zeros_like(value))
         else:
             final_value, truncated, terminated = jnp.zeros_like(value), jnp.zeros_like(done), done
+        episode_stats = runner.episode_stats
+        if record_episodes:  # PureJaxRL's LogWrapper's bookkeeping, in the runner state
+            episode_return = episode_stats["return"] + reward.astype(jnp.float32)
+            episode_length = episode_stats["length"] + 1
+            info = {**info, "returned_episode": done, "returned_episode_returns": episode_return,
+                    "returned_episode_lengths": episode_length}
+            episode_stats = {"return": jnp.where(done, 0.0, episode_return),
+                             "length": jnp.where(done, 0, episode_length)}
         transition = Transition(obs=runner.obs, action=action, log_prob=log_prob(logits, action),
                                 value=value, reward=reward.astype(jnp.float32), terminated=terminated,
                                 truncated=truncated, final_value=jnp.where(truncated, final_value, 0.0))
         step_metrics = _step_metrics(done, info, aux)
-        runner = runner.replace(obs=obs, env_state=env_state, key=key,
-                                env_steps=runner.env_steps + num_envs)
+        runner = runner.replace(obs=obs, env_state=env_state, key=key, env_steps=runner.env_steps + num_envs,
+                                episode_stats=episode_stats)
         return runner, (transition, step_metrics)
 
     def update_minibatch(carry, indices, batch):
@@ -141,11 +206,11 @@ def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
         minibatch = jax.tree.map(lambda x: x[indices], batch)
 
         def loss_fn(p):
-            logits, values, _ = network.apply(p, minibatch["obs"])
+            logits, values, _ = _forward(network, p, minibatch["obs"])
             return ppo_loss(logits, values, minibatch["action"], minibatch["log_prob"], minibatch["value"],
                             minibatch["advantage"], minibatch["return"], clip_eps=config.clip_eps,
                             vf_coef=config.vf_coef, ent_coef=config.ent_coef, clip_value=config.clip_value,
-                            normalize_advantages=config.normalize_advantages)
+                            normalize_advantages=config.normalize_advantages, value_loss=config.value_loss)
 
         grads, metrics = jax.grad(loss_fn, has_aux=True)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -157,7 +222,7 @@ def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
         # The batch is closed over, not carried, so the loops never copy it.
         def update_epoch(carry, epoch_key):
             order = jax.random.permutation(epoch_key, config.rollout_size)
-            minibatches = order.reshape(config.num_minibatches, config.batch_size)
+            minibatches = order.reshape(config.minibatches, config.batch_size)
             return jax.lax.scan(partial(update_minibatch, batch=batch), carry, minibatches)
 
         (params, opt_state), losses = jax.lax.scan(update_epoch, (params, opt_state),
@@ -166,7 +231,7 @@ def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
 
     def one_update(runner: RunnerState, _):
         runner, (rollout, step_metrics) = jax.lax.scan(env_step, runner, None, length=num_steps)
-        _, last_value, _ = network.apply(runner.params, runner.obs)
+        _, last_value, _ = _forward(network, runner.params, runner.obs)
         advantages, returns = compute_gae(rollout.reward, rollout.value, rollout.terminated,
                                           rollout.truncated, rollout.final_value, last_value,
                                           config.gamma, config.gae_lambda)
@@ -192,7 +257,7 @@ def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
                    optimizer=optimizer, learn=learn)
 
 
-def _step_metrics(done: jax.Array, info: dict, aux: dict) -> dict[str, jax.Array]:
+def _step_metrics(done: jax.Array, info: Mapping, aux: Any) -> dict[str, jax.Array]:
     """Per-step sums over envs: finished episodes and their statistics (where the env reports them)."""
     ended = info.get("returned_episode", done)
     metrics = {"episodes": ended.sum().astype(jnp.float32)}
@@ -201,7 +266,7 @@ def _step_metrics(done: jax.Array, info: dict, aux: dict) -> dict[str, jax.Array
             metrics[name + "_sum"] = jnp.where(ended, info[key].astype(jnp.float32), 0.0).sum()
     if "rank" in info:
         metrics["episode_rank_sum"] = jnp.where(ended, info["rank"], 0.0).sum()
-    if "scale_attention" in aux:
+    if isinstance(aux, Mapping) and "scale_attention" in aux:
         weights = aux["scale_attention"].astype(jnp.float32)
         metrics["scale_attention"] = weights.reshape(-1, weights.shape[-1]).mean(axis=0)
     for key in ("invalid_action", "illegal_direction"):
