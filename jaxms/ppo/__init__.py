@@ -16,7 +16,8 @@ _LAZY = {
     "compute_gae": "jaxms.ppo.gae",
     "entropy": "jaxms.ppo.loss", "explained_variance": "jaxms.ppo.loss", "log_prob": "jaxms.ppo.loss",
     "ppo_loss": "jaxms.ppo.loss",
-    "RunnerState": "jaxms.ppo.trainer", "Trainer": "jaxms.ppo.trainer", "Transition": "jaxms.ppo.trainer",
+    "EpisodeRecord": "jaxms.ppo.trainer", "RunnerState": "jaxms.ppo.trainer", "Trainer": "jaxms.ppo.trainer",
+    "Transition": "jaxms.ppo.trainer",
     "make_optimizer": "jaxms.ppo.trainer", "make_train": "jaxms.ppo.trainer",
 }
 

@@ -19,7 +19,8 @@ or without its wrappers):
   termination, as in PureJaxRL;
 - episode returns and lengths are reported from `info` when the env records them (PureJaxRL's and gymnax's
   LogWrapper keys "returned_episode_returns", "returned_episode_lengths", "returned_episode"; jaxms's env),
-  and otherwise recorded by the trainer itself (`RunnerState.episode_stats`).
+  and otherwise recorded by the trainer itself (`runner.env_state` is then an `EpisodeRecord` around the
+  env's state; jaxms's env records its own, so its runner state and checkpoints are unchanged).
 Networks: `init(key, obs) -> params` and `apply(params, obs)` returning `(logits, value)` or
 `(logits, value, aux)` (logits already masked; `aux` a dict or None), a flax linen module included (e.g.
 `jaxms.ppo.ActorCritic`, PureJaxRL's classic-control network).
@@ -63,10 +64,16 @@ class RunnerState:
     key: jax.Array  # PRNG key
     update: jax.Array  # int32[]: updates done
     env_steps: jax.Array  # int32[]: env steps done (all envs)
-    # {"return": float32[N], "length": int32[N]}: the running episodes so far, where the trainer records
-    # episode statistics itself (the env's info has no "returned_episode_returns"); None otherwise (so a
-    # jaxms run's state, and its checkpoints, are as before).
-    episode_stats: Any = None
+
+
+@struct.dataclass
+class EpisodeRecord:
+    """`RunnerState.env_state` where the trainer records episode statistics itself (the env's `info` has no
+    "returned_episode_returns"): the env's batched state and the running episodes' return and length."""
+
+    env_state: Any
+    episode_return: jax.Array  # float32[N]: reward so far in each env's running episode
+    episode_length: jax.Array  # int32[N]: steps so far in each env's running episode
 
 
 @struct.dataclass
@@ -156,19 +163,19 @@ def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
         key, net_key, reset_key = jax.random.split(key, 3)
         obs, env_state = reset_envs(reset_key)
         params = network.init(net_key, obs)
-        episode_stats = None
         if record_episodes:
-            episode_stats = {"return": jnp.zeros(num_envs, jnp.float32),
-                             "length": jnp.zeros(num_envs, jnp.int32)}
+            env_state = EpisodeRecord(env_state=env_state, episode_return=jnp.zeros(num_envs, jnp.float32),
+                                      episode_length=jnp.zeros(num_envs, jnp.int32))
         return RunnerState(params=params, opt_state=jax.jit(optimizer.init)(params), env_state=env_state,
-                           obs=obs, key=key, update=jnp.int32(0), env_steps=jnp.int32(0),
-                           episode_stats=episode_stats)
+                           obs=obs, key=key, update=jnp.int32(0), env_steps=jnp.int32(0))
 
     def env_step(runner: RunnerState, _):
         key, action_key, step_key = jax.random.split(runner.key, 3)
         logits, value, aux = _forward(network, runner.params, runner.obs)
         action = jax.random.categorical(action_key, logits).astype(jnp.int32)
-        out = batched_step(jax.random.split(step_key, num_envs), runner.env_state, action, env_params)
+        record = runner.env_state if record_episodes else None
+        out = batched_step(jax.random.split(step_key, num_envs), record.env_state if record_episodes
+                           else runner.env_state, action, env_params)
         if step_values == 6:
             obs, env_state, reward, terminated, truncated, info = out
             terminated, truncated = terminated.astype(bool), truncated.astype(bool)
@@ -185,20 +192,19 @@ def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
                 lambda: jnp.zeros_like(value))
         else:
             final_value, truncated, terminated = jnp.zeros_like(value), jnp.zeros_like(done), done
-        episode_stats = runner.episode_stats
-        if record_episodes:  # PureJaxRL's LogWrapper's bookkeeping, in the runner state
-            episode_return = episode_stats["return"] + reward.astype(jnp.float32)
-            episode_length = episode_stats["length"] + 1
+        if record_episodes:  # PureJaxRL's LogWrapper's bookkeeping
+            episode_return = record.episode_return + reward.astype(jnp.float32)
+            episode_length = record.episode_length + 1
             info = {**info, "returned_episode": done, "returned_episode_returns": episode_return,
                     "returned_episode_lengths": episode_length}
-            episode_stats = {"return": jnp.where(done, 0.0, episode_return),
-                             "length": jnp.where(done, 0, episode_length)}
+            env_state = EpisodeRecord(env_state=env_state,
+                                      episode_return=jnp.where(done, 0.0, episode_return),
+                                      episode_length=jnp.where(done, 0, episode_length))
         transition = Transition(obs=runner.obs, action=action, log_prob=log_prob(logits, action),
                                 value=value, reward=reward.astype(jnp.float32), terminated=terminated,
                                 truncated=truncated, final_value=jnp.where(truncated, final_value, 0.0))
         step_metrics = _step_metrics(done, info, aux)
-        runner = runner.replace(obs=obs, env_state=env_state, key=key, env_steps=runner.env_steps + num_envs,
-                                episode_stats=episode_stats)
+        runner = runner.replace(obs=obs, env_state=env_state, key=key, env_steps=runner.env_steps + num_envs)
         return runner, (transition, step_metrics)
 
     def update_minibatch(carry, indices, batch):
