@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 # JAX's persistent compilation cache, shared by tests, demos and benchmarks (git-ignored).
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 
-.PHONY: install train test lint clean
+.PHONY: install train test lint clean bench-device
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ lint: $(INSTALLED)
 
 test: $(INSTALLED) lint
 	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q
+
+# Every GPU measurement (env steps/s at 1024x1024 with 1/64/512 envs and at 128x128 with 4096 envs; whole
+# training multi- vs single-scale at 1024x1024) in under 8 minutes on one GPU; writes
+# benchmarks/results/device/<GPU name>.json and .md. `python -m benchmarks.device_suite --smoke` tries it on
+# the CPU at tiny sizes.
+bench-device: $(INSTALLED)
+	$(BIN)/python -m benchmarks.device_suite $(BENCH_DEVICE_ARGS)
 
 clean:
 	rm -rf $(VENV) .jax_cache runs .pytest_cache .ruff_cache .hypothesis

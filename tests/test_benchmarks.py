@@ -2,11 +2,13 @@
 parts: the settings each case runs with, and the loop-carried nudge.
 
 (Running a benchmark itself compiles a whole trainer or times many programs, minutes even on a tiny map:
-too slow here. `--help` runs each module's imports and argument parser.)
+too slow here. `--help` runs each module's imports and argument parser; the device suite's `--smoke` mode
+runs every case of the GPU suite on tiny sizes.)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from benchmarks import bench_train
+from benchmarks import bench_train, device_suite
 from jaxms.config import TrainConfig, resolve
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -81,3 +83,34 @@ def test_nudge_keeps_values_unless_the_flag_is_set():
     moved = bench_train._nudge(tree, jnp.array([False, True]))
     assert int(moved["owner"][1].min()) == 5 and int(moved["owner"][0].max()) == 4
     assert bool(moved["mask"][1].all()) and not bool(moved["mask"][0].any())
+
+
+def test_device_suite_smoke_runs_every_case_on_the_cpu(tmp_path):
+    # The GPU suite at tiny sizes on the CPU (one compiled env step serves the four env-step cases, then one
+    # tiny training chunk), so `make bench-device` never rots where no GPU is lent.
+    rows, json_path = device_suite.main(["--smoke", "--out-dir", str(tmp_path)])
+    assert json_path == tmp_path / "smoke.json" and (tmp_path / "smoke.md").is_file()
+    saved = json.loads(json_path.read_text())
+    assert saved["rows"] == rows and saved["machine"]["cores"] >= 1
+    env_rows = [r for r in rows if r["case"] == "env steps"]
+    train_rows = [r for r in rows if r["case"] == "training"]
+    assert len(env_rows) == len(device_suite.ENV_CASES) and len(train_rows) == 1
+    for row in env_rows + train_rows:
+        assert "skipped" not in row, row
+        assert row["env_steps_per_s"] > 0 and row["timed_env_steps"] > 0 and row["compile_s"] >= 0
+        assert row["device"] == "cpu" and row["map"] == "32x32"
+    assert train_rows[0]["obs"] == "single" and "w 0.125" in train_rows[0]["settings"]
+    assert "SMOKE" in (tmp_path / "smoke.md").read_text()
+
+
+def test_device_suite_names_results_by_device_and_spends_its_budget(tmp_path, monkeypatch):
+    class Device:
+        device_kind = "NVIDIA H200 (SXM)"
+
+    monkeypatch.setattr(device_suite.jax, "devices", lambda *a: [Device()])
+    assert device_suite.device_name() == "NVIDIA_H200_SXM"
+    monkeypatch.undo()
+    # With no time left every case is reported as skipped, none is run.
+    rows, json_path = device_suite.main(["--smoke", "--budget-s", "0", "--out-dir", str(tmp_path)])
+    assert rows and all(r["skipped"] == "time budget 0 s" for r in rows)
+    assert json.loads(json_path.read_text())["rows"] == rows
