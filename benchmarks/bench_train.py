@@ -308,7 +308,7 @@ def bench_case(size: int, obs: str, device: str, args) -> dict:
     row = {
         "map": f"{size}x{size}", "obs": obs, "settings": settings_text(config), "device": device,
         "n_envs": ppo.num_envs, "n_steps": ppo.n_steps, "batch_size": ppo.batch_size,
-        "update_epochs": ppo.update_epochs, "minibatches": ppo.num_minibatches,
+        "update_epochs": ppo.update_epochs, "minibatches": ppo.minibatches,
         "network_width": config.network.width, "num_bots": config.env.num_bots,
         "ticks_per_step": config.env.ticks_per_step, "updates_per_chunk": ppo.updates_per_chunk,
         "views": env.observer.config.view_sizes if hasattr(env.observer, "config") else None,

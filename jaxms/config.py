@@ -62,6 +62,7 @@ DEVICE_DEFAULTS = {"cuda": (8, 256, 1024), "mps": (4, 64, 512), "cpu": (2, 32, 2
 SMALL_MAP_TILES = 256 * 256
 SMALL_MAP_CPU_DEFAULTS = (8, 64, 64)
 
+MAX_SEED = 2**63 - 1  # JAX's seeds are signed 64-bit integers
 SettingPath = tuple[str, ...]  # a setting's place in TrainConfig: ("ppo", "learning_rate")
 
 
@@ -77,7 +78,7 @@ class RunConfig:
     maps_dir: str | None = setting(None, "folder of OpenFront map folders (also $JAXMS_MAPS_DIR)")
     device: str = setting("auto", "cpu, cuda (gpu) or auto; mps is served by the PyTorch path, not JAX",
                           choices=DEVICES)
-    seed: int = setting(0, "random seed (same seed, same run)")
+    seed: int = setting(0, "random seed (same seed, same run), 0..2^63-1")
     output_dir: str = setting("runs", "folder for runs")
     name: str | None = setting(None, "run name (default: map and obs mode)")
     continue_from: str | None = setting(None, "resume from a run folder (or its checkpoints/, best/, final/ "
@@ -94,7 +95,8 @@ class RunConfig:
         check_choice("RunConfig", "device", self.device, DEVICES)
         if not isinstance(self.map, str) or not self.map:
             raise ValueError(f"RunConfig.map must be a map spec, got {self.map!r}")
-        for name, low in (("seed", 0), ("checkpoint_every", 1), ("keep_checkpoints", 1), ("eval_every", 0),
+        check_int("RunConfig", "seed", self.seed, 0, MAX_SEED)
+        for name, low in (("checkpoint_every", 1), ("keep_checkpoints", 1), ("eval_every", 0),
                           ("eval_games", 1), ("image_every", 0)):
             check_int("RunConfig", name, getattr(self, name), low)
         check_number("RunConfig", "max_minutes", self.max_minutes, low=0, low_open=True, optional=True)
@@ -343,6 +345,11 @@ def resolve(config: TrainConfig, map_tiles: int, device: str) -> TrainConfig:
             raise ValueError(f"PPOConfig.batch_size {ppo.batch_size} must divide PPOConfig.num_envs x "
                              f"PPOConfig.n_steps = {n_envs} x {n_steps} = {rollout}")
         batch_size = ppo.batch_size
+    elif ppo.num_minibatches is not None:  # minibatches given as a count: their size follows the rollout
+        if rollout % ppo.num_minibatches != 0:
+            raise ValueError(f"PPOConfig.num_minibatches {ppo.num_minibatches} must divide PPOConfig.num_envs "
+                             f"x PPOConfig.n_steps = {n_envs} x {n_steps} = {rollout}")
+        batch_size = rollout // ppo.num_minibatches
     elif rollout % batch_size != 0:
         batch_size = _largest_divisor_at_most(rollout, batch_size)
     return dataclasses.replace(config, ppo=dataclasses.replace(ppo, num_envs=n_envs, n_steps=n_steps,
