@@ -347,8 +347,8 @@ def resolve(config: TrainConfig, map_tiles: int, device: str) -> TrainConfig:
         batch_size = ppo.batch_size
     elif ppo.num_minibatches is not None:  # minibatches given as a count: their size follows the rollout
         if rollout % ppo.num_minibatches != 0:
-            raise ValueError(f"PPOConfig.num_minibatches {ppo.num_minibatches} must divide PPOConfig.num_envs "
-                             f"x PPOConfig.n_steps = {n_envs} x {n_steps} = {rollout}")
+            raise ValueError(f"PPOConfig.num_minibatches {ppo.num_minibatches} must divide "
+                             f"PPOConfig.num_envs x PPOConfig.n_steps = {n_envs} x {n_steps} = {rollout}")
         batch_size = rollout // ppo.num_minibatches
     elif rollout % batch_size != 0:
         batch_size = _largest_divisor_at_most(rollout, batch_size)
