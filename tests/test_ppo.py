@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from minimal_observer import MinimalObserver
 
 from jaxms.env import make_env
-from jaxms.nn import NetworkConfig, make_network
 from jaxms.ppo import PPOConfig, compute_gae, entropy, log_prob, make_optimizer, make_train, ppo_loss
 
 
@@ -90,17 +89,6 @@ def test_bad_configurations_say_what_is_accepted():
         make_optimizer(PPOConfig(num_envs=2, batch_size=8))
 
 
-TINY = PPOConfig(num_envs=2, n_steps=8, batch_size=8, update_epochs=2, total_timesteps=2 * 8 * 4,
-                 updates_per_chunk=2, learning_rate=1e-3)
-
-
-@pytest.fixture(scope="module")
-def tiny_run():
-    env = make_env("plains_32", num_bots=1, max_steps=6, reset_pool_size=2, observer=MinimalObserver())
-    network = make_network(NetworkConfig(obs="single", width=0.125, heads=1))
-    return env, network, make_train(TINY, env, env.default_params, network)
-
-
 def test_one_update_lowers_the_loss_on_a_fixed_batch(tiny_run):
     env, network, _ = tiny_run
     keys = jax.random.split(jax.random.key(0), 8)
@@ -110,15 +98,18 @@ def test_one_update_lowers_the_loss_on_a_fixed_batch(tiny_run):
     logits, values, _ = jax.jit(network.apply)(params, obs)
     batch = (actions, log_prob(logits, actions), values, jnp.linspace(-1, 1, 8), jnp.linspace(0, 2, 8))
 
-    @jax.jit  # op by op, the network's forward and gradient took a minute on a 2-core CPU
     def loss(p):
         new_logits, new_values, _ = network.apply(p, obs)
         return ppo_loss(new_logits, new_values, *batch, clip_eps=0.2, vf_coef=0.5, ent_coef=0.0)[0]
 
+    # One compile for the loss and its gradient (op by op, they took a minute on a 2-core CPU).
+    loss_and_grad = jax.jit(jax.value_and_grad(loss))
+    before, grads = loss_and_grad(params)
     optimizer = make_optimizer(PPOConfig(num_envs=2, n_steps=4, batch_size=8, learning_rate=1e-3,
                                          max_grad_norm=10.0))
-    updates, _ = optimizer.update(jax.jit(jax.grad(loss))(params), optimizer.init(params), params)
-    assert float(loss(jax.tree.map(jnp.add, params, updates))) < float(loss(params))
+    updates, _ = optimizer.update(grads, optimizer.init(params), params)
+    after, _ = loss_and_grad(jax.tree.map(jnp.add, params, updates))
+    assert float(after) < float(before)
 
 
 def test_same_seed_same_training_and_metrics_are_reported(tiny_run):
@@ -154,11 +145,13 @@ class FeaturesPolicy(nn.Module):
 def test_learning_smoke_a_timed_game_on_a_small_map():
     """From a near-uniform policy (attacks most steps with random shares, so its troops never regrow) to one
     that takes far more land: ~0.2 -> ~0.68 of continents_96 against 5 tribes in 60-step timed games,
-    12,288 env steps (about a minute on a 2-core CPU)."""
-    env = make_env("continents_96", num_bots=5, max_steps=60, time_limit="lose", obs="single",
-                   reset_pool_size=64)
-    config = PPOConfig(num_envs=8, n_steps=32, batch_size=64, update_epochs=4, learning_rate=1e-3,
-                       total_timesteps=12_288, updates_per_chunk=4)
+    10,240 env steps. The minimal observer (8x8 view) carries the features the policy reads (land share,
+    troops / max troops, players alive, time) and is cheaper to compile and run than the real views; with
+    it, seeds 0 and 1 went 0.18 -> 0.68 and 0.25 -> 0.74."""
+    env = make_env("continents_96", num_bots=5, max_steps=60, time_limit="lose", reset_pool_size=32,
+                   observer=MinimalObserver(8))
+    config = PPOConfig(num_envs=8, n_steps=32, batch_size=64, update_epochs=4, learning_rate=2.5e-3,
+                       total_timesteps=10_240, updates_per_chunk=4)
     trainer = make_train(config, env, env.default_params, FeaturesPolicy())
     runner = trainer.init(jax.random.key(0))
     shares = []
@@ -166,5 +159,5 @@ def test_learning_smoke_a_timed_game_on_a_small_map():
         runner, metrics = trainer.train_chunk(runner)
         done = np.asarray(metrics["episodes"])
         shares.append(np.nansum(np.asarray(metrics["episode_land_share"]) * done) / max(done.sum(), 1))
-    assert shares[0] < 0.3, shares
+    assert len(shares) == 10 and shares[0] < 0.3, shares
     assert np.mean(shares[-2:]) > shares[0] + 0.25, shares
