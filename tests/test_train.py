@@ -42,7 +42,9 @@ def test_a_resumed_run_continues_bit_for_bit(tmp_path, tiny_run):
         np.testing.assert_array_equal(a, b)
 
 
-TINY_RUN = ["--map", "plains_32", "--num-bots", "1", "--obs", "single", "--network-width", "0.125",
+# Small views (16x16, one frame) and a narrow network without attention blocks keep the compiles short.
+TINY_RUN = ["--map", "plains_32", "--num-bots", "1", "--obs", "single", "--global-size", "16",
+            "--frame-stack", "1", "--network-width", "0.125", "--attention", "false",
             "--n-envs", "2", "--n-steps", "8", "--batch-size", "8", "--update-epochs", "1",
             "--max-steps", "5", "--eval-every", "2", "--eval-games", "2", "--checkpoint-every", "1",
             "--image-every", "0"]
@@ -56,6 +58,7 @@ def test_the_cli_trains_checkpoints_resumes_and_evaluates(tmp_path, capsys):
     saved = json.loads((run / "config.json").read_text())
     assert saved["ppo"]["num_envs"] == 2 and saved["env"]["obs"]["mode"] == "single"
     assert saved["network"]["obs"] == "single" and saved["network"]["width"] == 0.125
+    assert saved["env"]["obs"]["global_size"] == 16 and saved["network"]["attention"] is False
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["1", "2"]
     assert [p.name for p in (run / "final").iterdir()] == ["2"] and any((run / "best").iterdir())
     assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
