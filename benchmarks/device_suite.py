@@ -225,6 +225,8 @@ def main(argv: list[str] | None = None) -> tuple[list[dict], Path]:
                 if not args.smoke:  # the env cases' states and programs: free their memory
                     rollouts.clear()
                 done[case] = train_case(size, case[2], case[3], args, device, start)
+            if args.smoke:  # which case of the full suite a tiny row stands for
+                done[case]["full_case"] = f"{size}x{size}, {case[-1]} envs"
             log(start, f"  {done[case]}")
     rows = [done[case] for case in listed]
     speeds = {(r["map"], r["obs"]): r.get("env_steps_per_s") for r in rows if r["case"] == "training"}
@@ -236,6 +238,8 @@ def main(argv: list[str] | None = None) -> tuple[list[dict], Path]:
     total_s = time.perf_counter() - start
     columns = ["case", "map", "obs", "n_envs", "settings", "env_steps_per_s", "aim", "vs_single",
                "ms_per_step", "timed_env_steps", "timed_s", "first_run_s", "compile_s", "skipped"]
+    if args.smoke:
+        columns.insert(1, "full_case")
     smoke = "; SMOKE: tiny sizes on the CPU, the figures mean nothing" if args.smoke else ""
     title = (f"Device suite ({dev.platform}: {dev.device_kind}{smoke}; "
              f"JAX {jax.__version__}; {args.num_bots} tribes; {total_s:.0f} s in all; "
