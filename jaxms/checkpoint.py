@@ -13,6 +13,10 @@ taken back from the template.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,64 +51,203 @@ def from_saveable(tree: Any, template: Any) -> Any:
     return jax.tree.map(restore_leaf, template, tree, is_leaf=lambda x: x is None)
 
 
-class Checkpointer:
-    """Save and restore run states under one folder (wraps an orbax CheckpointManager)."""
+class CheckpointError(ValueError):
+    """A checkpoint could not be read or written; the message names the folder, what went wrong and, when
+    reading, what was tried instead."""
 
-    def __init__(self, directory: str | Path, keep: int = 3, asynchronous: bool = True):
+
+def _reason(error: BaseException) -> str:
+    """One short line of `error` (orbax and TensorStore messages run to thousands of characters; their
+    beginning says what was done, their end what the system said, e.g. "No space left on device")."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if len(text) > 200:
+        text = text[:80] + " ... " + text[-110:]
+    return text if isinstance(error, OSError) else f"{type(error).__name__}: {text}"
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+class _QuietOrbax(logging.Filter):
+    """Orbax logs a background save's failure from each of its threads, with tracebacks, then raises it
+    again on the next save or wait; the Checkpointer reports it there once, as one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno >= logging.ERROR and "orbax" in record.pathname)
+
+
+class Checkpointer:
+    """Save and restore run states under one folder (wraps an orbax CheckpointManager).
+
+    Writing: leftovers of an interrupted save (`*.orbax-checkpoint-tmp*`) are removed when the folder is
+    opened; a failed save (also one that failed in orbax's background thread, e.g. a full disk) raises
+    CheckpointError once, naming the step folder, and the earlier checkpoints stay. Reading
+    (`read_only=True` opens a folder without creating or cleaning it): `restore` / `read_meta` without a
+    step take the newest intact checkpoint, reporting (by name) each damaged one skipped.
+    """
+
+    def __init__(self, directory: str | Path, keep: int = 3, asynchronous: bool = True,
+                 read_only: bool = False, warn=_warn):
         self.directory = Path(directory).absolute()
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=asynchronous,
-                                               create=True)
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self.warn = warn
+        self.restored_step: int | None = None  # the step the last restore / read_meta used
+        self._pending: int | None = None  # the step of a save that may still be written in the background
+        self.read_only = read_only
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, enable_async_checkpointing=asynchronous and not read_only,
+            create=not read_only, cleanup_tmp_directories=not read_only)
+        for name in ("absl", "orbax"):
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, _QuietOrbax) for f in logger.filters):
+                logger.addFilter(_QuietOrbax())
+        if not read_only:  # an interrupted save's leftovers are not steps: removed before writing again
+            for leftover in self.directory.glob("*.orbax-checkpoint-tmp*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+        try:
+            self._manager = ocp.CheckpointManager(self.directory, options=options)
+        except (OSError, ValueError) as error:
+            raise CheckpointError(f"cannot open the checkpoint folder {self.directory}: {_reason(error)}"
+                                  ) from None
+
+    def _failed(self, step: int | None, error: BaseException) -> CheckpointError:
+        """The error of a failed save, its temp folder removed (the earlier checkpoints stay)."""
+        if step is not None:
+            for leftover in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+        where = self.directory / str(step) if step is not None else self.directory
+        kept = [s for s in self._steps() if s != step]
+        last = (f"the last good checkpoint is {self.directory / str(kept[0])}" if kept
+                else "no checkpoint is kept")
+        return CheckpointError(f"could not write checkpoint {where}: {_reason(error)} ({last})")
 
     def save(self, step: int, state: Any, meta: dict | None = None) -> None:
-        """Save `state` (any pytree) and JSON `meta` as `step`; asynchronous unless disabled."""
-        self._manager.save(int(step), args=ocp.args.Composite(
-            state=ocp.args.StandardSave(to_saveable(state)), meta=ocp.args.JsonSave(meta or {})), force=True)
+        """Save `state` (any pytree) and JSON `meta` as `step`; asynchronous unless disabled. Raises
+        CheckpointError if this save, or an earlier one still being written, failed."""
+        if self.read_only:
+            raise CheckpointError(f"{self.directory} was opened for reading only")
+        self.wait()
+        try:
+            self._manager.save(int(step), args=ocp.args.Composite(
+                state=ocp.args.StandardSave(to_saveable(state)), meta=ocp.args.JsonSave(meta or {})),
+                force=True)
+        except Exception as error:
+            raise self._failed(int(step), error) from None
+        self._pending = int(step)
+
+    def _steps(self) -> list[int]:
+        """Finished checkpoint steps, newest first (temp folders of unfinished saves are not steps)."""
+        try:
+            self._manager.reload()
+            return sorted(self._manager.all_steps(), reverse=True)
+        except OSError:
+            return []
 
     def latest_step(self) -> int | None:
-        return self._manager.latest_step()
+        steps = self._steps()
+        return steps[0] if steps else None
+
+    def _candidates(self, step: int | None) -> list[int]:
+        steps = [step] if step is not None else self._steps()
+        if not steps:
+            raise CheckpointError(f"no checkpoint in {self.directory} (expected numbered step folders "
+                                  "written by jaxms.train)")
+        return steps
+
+    def _first_intact(self, step: int | None, read: Any) -> Any:
+        """`read(step)` of `step`, or (step None) of the newest step it succeeds on, warning about each
+        damaged one. Raises CheckpointError naming every folder tried."""
+        tried = []
+        for candidate in self._candidates(step):
+            try:
+                result = read(candidate)
+            except Exception as error:  # orbax, TensorStore and json raise their own kinds
+                folder = self.directory / str(candidate)
+                tried.append(f"{folder} ({_reason(error)})")
+                if step is None:
+                    self.warn(f"checkpoint {folder} is damaged and was skipped: {_reason(error)}")
+                continue
+            self.restored_step = candidate
+            return result
+        raise CheckpointError("no intact checkpoint: " + "; ".join(tried))
 
     def restore(self, template: Any, step: int | None = None) -> tuple[Any, dict]:
-        """(state shaped like `template`, meta) of `step` (default: the latest). Raises FileNotFoundError."""
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+        """(state shaped like `template`, meta) of `step` (default: the newest intact one; damaged ones are
+        reported and skipped). The step used is `self.restored_step`. Raises CheckpointError."""
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, to_saveable(template))
-        restored = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-        return from_saveable(restored.state, template), dict(restored.meta)
+
+        def read(s):
+            restored = self._manager.restore(s, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+            return from_saveable(restored.state, template), _meta_dict(restored.meta)
+
+        return self._first_intact(step, read)
+
+    def restore_raw(self, step: int | None = None) -> tuple[Any, dict]:
+        """(state as saved: nested dicts of NumPy arrays, meta) of `step` (default: the newest intact)."""
+
+        def read(s):
+            restored = self._manager.restore(s, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+            return restored.state, _meta_dict(restored.meta)
+
+        return self._first_intact(step, read)
 
     def read_meta(self, step: int | None = None) -> dict:
-        """The JSON document of `step` (default: the latest), without reading the arrays."""
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-        return dict(restored.meta)
+        """The JSON document of `step` (default: the newest intact one), without reading the arrays."""
+
+        def read(s):
+            return _meta_dict(self._manager.restore(s, args=ocp.args.Composite(
+                meta=ocp.args.JsonRestore())).meta)
+
+        return self._first_intact(step, read)
 
     def wait(self) -> None:
-        self._manager.wait_until_finished()
+        """Wait for a save in progress. Raises CheckpointError if it failed (its folder is not kept)."""
+        try:
+            self._manager.wait_until_finished()
+            self._manager.check_for_errors()
+        except Exception as error:
+            step, self._pending = self._pending, None
+            raise self._failed(step, error) from None
+        self._pending = None
 
     def close(self) -> None:
-        self._manager.wait_until_finished()
-        self._manager.close()
+        """Wait for a save in progress and release the folder. Raises CheckpointError as `wait`."""
+        try:
+            self.wait()
+        finally:
+            with contextlib.suppress(Exception):  # closing after a failed save must not raise again
+                self._manager.close()
 
 
-def find_checkpoint(path: str | Path) -> tuple[Path, int | None]:
-    """(checkpoint folder, step or None for the latest) for a run folder, a checkpoints folder or a step.
+def _meta_dict(meta: Any) -> dict:
+    if not isinstance(meta, dict):
+        raise ValueError(f"meta/metadata holds {type(meta).__name__}, not a JSON object")
+    return dict(meta)
+
+
+def find_checkpoint(path: str | Path, what: str = "--continue-from") -> tuple[Path, int | None]:
+    """(checkpoint folder, step or None for the newest intact) for a run folder, a checkpoints folder or a
+    step. `what` names the argument in messages.
 
     Accepts `runs/NAME`, `runs/NAME/checkpoints`, `runs/NAME/best`, `runs/NAME/final` or
-    `runs/NAME/checkpoints/120`. Raises ValueError saying what was expected.
+    `runs/NAME/checkpoints/120` (a run folder means its checkpoints/). Raises CheckpointError (a
+    ValueError) saying what was expected.
     """
     path = Path(path)
     if not path.exists():
-        raise ValueError(f"--continue-from {path}: no such file or folder (give a run folder such as "
-                         "runs/NAME_TIMESTAMP, or its checkpoints/, best/ or final/ folder)")
-    if path.name.isdigit() and path.is_dir():
+        raise CheckpointError(f"{what} {path}: no such file or folder (give a run folder such as "
+                              "runs/NAME_TIMESTAMP, or its checkpoints/, best/ or final/ folder, or one step "
+                              "folder in them)")
+    if not path.is_dir():
+        raise CheckpointError(f"{what} {path}: is a file; give a run folder (runs/NAME_TIMESTAMP) or its "
+                              "checkpoints/, best/ or final/ folder")
+    if path.name.isdigit():
         return path.parent, int(path.name)
     if (path / "checkpoints").is_dir():
         path = path / "checkpoints"
     if not any(child.name.isdigit() for child in path.iterdir() if child.is_dir()):
-        raise ValueError(f"--continue-from {path}: no checkpoint steps found inside (expected numbered "
-                         "folders written by jaxms.train)")
+        raise CheckpointError(f"{what} {path}: no checkpoint steps found inside (expected numbered folders "
+                              "written by jaxms.train, in a run folder's checkpoints/, best/ or final/)")
     return path, None

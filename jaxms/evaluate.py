@@ -23,12 +23,12 @@ from jaxms.play import BASELINES, POLICY_KINDS, Policy, evaluate_policies, forma
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jaxms.run import build_run, load_game_maps, load_run
+    from jaxms.config import MAX_SEED
 
     parser = argparse.ArgumentParser(prog="python -m jaxms.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", help="a run folder (runs/NAME_TIMESTAMP) or its best/, final/ or "
-                                           "checkpoints/ folder")
+    parser.add_argument("checkpoint", help="a run folder (runs/NAME_TIMESTAMP: its best/, else final/, "
+                                           "else newest checkpoint), one of those folders, or a step in one")
     parser.add_argument("--games", type=int, default=50, help="games per policy (default 50)")
     parser.add_argument("--map", default=None, help="map spec or pool of one shape to play on, e.g. held-out "
                                                     "maps continents_256_s1000-1049 (default: the run's map)")
@@ -36,21 +36,38 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated baselines from {', '.join(BASELINES)}, or 'none'")
     parser.add_argument("--policy", choices=POLICY_KINDS, default="sample",
                         help="sample from the agent's policy (default) or take its most likely action")
-    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--seed", type=int, default=12345, help=f"random seed, 0..{MAX_SEED} (default 12345)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write (default: "
                                                                  "<run>/evaluation.json)")
     args = parser.parse_args(argv)
     if args.games < 1:
         parser.error(f"--games must be >= 1, got {args.games}")
+    if not 0 <= args.seed <= MAX_SEED:
+        parser.error(f"--seed must be an integer in 0..{MAX_SEED}, got {args.seed}")
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip() and args.baselines != "none"]
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         parser.error(f"unknown baselines {unknown}: accepted are {', '.join(BASELINES)} or none")
+    if args.out is not None:  # checked before minutes of playing, not after
+        problem = writable_file(args.out)
+        if problem:
+            parser.error(f"--out {args.out}: {problem}")
+
+    from jaxms.run import build_run, load_game_maps, load_run
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
     try:
-        config, run_dir, network, trained = load_run(args.checkpoint, map_override=args.map)
+        config, run_dir, network, trained = load_run(args.checkpoint, map_override=args.map, report=say)
         maps = load_game_maps(config)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    out = args.out or Path(run_dir) / "evaluation.json"
+    problem = writable_file(out)
+    if problem:
+        print(f"error: {out}: {problem} (give --out FILE)", file=sys.stderr)
         return 2
     policies: dict[str, Policy | str] = {"agent": network_policy(network, trained, args.policy == "greedy")}
     policies.update({name: BASELINES[name] for name in baselines})
@@ -58,15 +75,36 @@ def main(argv: list[str] | None = None) -> int:
     def env_factory(autopilot: bool):
         return build_run(config, agent_autopilot=autopilot, maps=maps).env
 
-    results = evaluate_policies(env_factory, lambda env: env.default_params, policies, args.games, args.seed)
+    results = evaluate_policies(env_factory, lambda env: env.default_params, policies, args.games, args.seed,
+                                report=say)
     print(f"{config.run.map}, {config.env.num_bots} tribes, {args.games} games per policy "
           f"({args.policy} actions)")
     print(format_table(results))
-    out = args.out or Path(run_dir) / "evaluation.json"
-    out.write_text(json.dumps({"map": config.run.map, "num_bots": config.env.num_bots, "games": args.games,
-                               "policy": args.policy, "results": results}, indent=2) + "\n")
+    try:
+        out.write_text(json.dumps({"map": config.run.map, "num_bots": config.env.num_bots,
+                                   "games": args.games, "policy": args.policy, "results": results},
+                                  indent=2) + "\n")
+    except OSError as error:
+        print(f"error: could not write {out}: {error.strerror or error}", file=sys.stderr)
+        return 1
     print(f"wrote {out}")
     return 0
+
+
+def writable_file(path: Path) -> str | None:
+    """None if a file can be written at `path`, else what is wrong (in words)."""
+    import os
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        return "is a folder; give a file name (e.g. evaluation.json)"
+    if not folder.exists():
+        return f"the folder {folder} does not exist; create it first or write elsewhere"
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return "not writable; give a writable path"
+    return None
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ jaxms.evaluate`.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 import jax
@@ -48,11 +49,13 @@ def wait_policy(key: jax.Array, obs: dict) -> jax.Array:
     return jnp.full(obs["action_mask"].shape[:-1], WAIT_ACTION, jnp.int32)
 
 
-def play_games(env, params, policy: Policy, num_games: int, key: jax.Array, max_steps: int | None = None
-               ) -> dict[str, np.ndarray]:
+def play_games(env, params, policy: Policy, num_games: int, key: jax.Array, max_steps: int | None = None,
+               progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
     """Play `num_games` episodes to their end (or `max_steps`); per game: won, land_share, rank, steps, dead.
 
     Each game runs until it terminates or is truncated; finished games are frozen while others go on.
+    `progress(steps played, games finished)` is called from inside the jitted loop after every step (a
+    host callback; keep it cheap, e.g. print now and then).
     """
     max_steps = int(params.max_steps) if max_steps is None else max_steps
     reset_key, play_key = jax.random.split(key)
@@ -77,6 +80,8 @@ def play_games(env, params, policy: Policy, num_games: int, key: jax.Array, max_
             "dead": jnp.where(ended, info["dead"], record["dead"]),
             "finished": record["finished"] | ended,
         }
+        if progress is not None:
+            jax.debug.callback(progress, t + 1, record["finished"].sum())
         keep = lambda new, old: jnp.where(  # noqa: E731 (finished games stay as they ended)
             record["finished"].reshape(-1, *([1] * (new.ndim - 1))), old, new)
         return (jax.tree.map(keep, new_obs, obs), jax.tree.map(keep, new_state, state), key, record, t + 1)
@@ -118,16 +123,40 @@ def summarise(games: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def evaluate_policies(env_factory, params_factory, policies: dict[str, Policy | str], num_games: int,
-                      seed: int = 0) -> dict[str, dict]:
-    """Summaries per policy; a policy given as "tribe" plays the seat with the tribe rules (autopilot)."""
+                      seed: int = 0, report: Callable[[str], None] | None = None) -> dict[str, dict]:
+    """Summaries per policy; a policy given as "tribe" plays the seat with the tribe rules (autopilot).
+    `report(line)`: games finished as they go (every `REPORT_EVERY_S` seconds) and each policy's result."""
     results = {}
     for name, policy in policies.items():
         env = env_factory(autopilot=policy == "tribe")
         params = params_factory(env)
         play = wait_policy if policy == "tribe" else policy
-        games = play_games(env, params, play, num_games, jax.random.key(seed))
+        start = time.monotonic()
+        progress = None
+        if report is not None:
+            report(f"{name}: playing {num_games} games")
+            progress = _progress_reporter(name, num_games, report)
+        games = play_games(env, params, play, num_games, jax.random.key(seed), progress=progress)
         results[name] = summarise(games)
+        if report is not None:
+            report(f"{name}: {num_games}/{num_games} games played in {time.monotonic() - start:.0f} s, win "
+                   f"rate {results[name]['win_rate']:.2f}")
     return results
+
+
+REPORT_EVERY_S = 10.0
+
+
+def _progress_reporter(name: str, num_games: int, report: Callable[[str], None]):
+    last = [time.monotonic()]
+
+    def progress(steps, finished):
+        now = time.monotonic()
+        if now - last[0] >= REPORT_EVERY_S:
+            last[0] = now
+            report(f"{name}: {int(finished)}/{num_games} games finished, {int(steps)} steps played")
+
+    return progress
 
 
 def format_table(results: dict[str, dict]) -> str:

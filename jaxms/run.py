@@ -24,6 +24,9 @@ and exits cleanly.
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
+import shutil
 import signal
 import sys
 import time
@@ -32,8 +35,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
+import numpy as np
 
-from jaxms.config import TrainConfig, resolve
+from jaxms.config import TrainConfig, _get, all_leaves, resolve
 from jaxms.ppo.config import PPOConfig
 
 
@@ -84,54 +88,271 @@ def build_run(config: TrainConfig, agent_autopilot: bool = False, maps: list | N
     return Run(env, make_network(config.network), config.ppo, maps)
 
 
-def read_run_config(folder: Path, step: int) -> TrainConfig:
-    """The TrainConfig saved with checkpoint `step` in `folder` (nested, or an earlier run's flat form)."""
+def read_run_config(folder: Path, step: int | None = None) -> TrainConfig:
+    """The TrainConfig saved with checkpoint `step` in `folder` (default: the newest intact one; nested, or
+    an earlier run's flat form)."""
     from jaxms.checkpoint import Checkpointer
 
-    meta = Checkpointer(folder, asynchronous=False).read_meta(step)
+    meta = Checkpointer(folder, read_only=True).read_meta(step)
+    return _saved_config(meta, folder)
+
+
+def _saved_config(meta: dict, folder: Path) -> TrainConfig:
+    if not isinstance(meta.get("config"), dict):
+        from jaxms.checkpoint import CheckpointError
+
+        raise CheckpointError(f"{folder}: the checkpoint's meta/metadata holds no run config (was it written "
+                              "by jaxms.train?)")
     return TrainConfig.from_dict(meta["config"], source=f"the config saved in {folder}")
 
 
-def load_run(path: str | Path, map_override: str | None = None):
-    """(config, run folder, network, network params) of a saved run, for evaluation: its best/ checkpoint
-    if it has one, else the latest in `path`. `map_override`: play on another map (spec or pool)."""
-    from jaxms.checkpoint import Checkpointer, find_checkpoint
+# Run folders hold checkpoints in these, tried in this order when evaluating a run.
+EVALUATION_ORDER = ("best", "final", "checkpoints")
+WHY = {"best": "the best evaluation win rate during training", "final": "the end of training",
+       "checkpoints": "the newest checkpoint"}
+
+
+def _has_steps(folder: Path) -> bool:
+    return folder.is_dir() and any(child.name.isdigit() and child.is_dir() for child in folder.iterdir())
+
+
+def network_checkpoints(path: str | Path) -> list[tuple[Path, int | None]]:
+    """The checkpoints to try, in order, for the network of `path`: a run folder gives its best/, final/,
+    then checkpoints/ (those that hold steps); a checkpoints/, best/ or final/ folder or a step folder gives
+    itself. Raises CheckpointError (a ValueError) saying what was expected."""
+    from jaxms.checkpoint import find_checkpoint
 
     path = Path(path)
-    if (path / "best").is_dir() and any((path / "best").iterdir()):
-        path = path / "best"
+    found = [(path / name, None) for name in EVALUATION_ORDER if _has_steps(path / name)]
+    return found or [find_checkpoint(path, what="checkpoint")]
+
+
+def nonfinite(tree: Any, prefix: str = "") -> list[str]:
+    """Paths of the floating-point leaves of `tree` holding NaN or inf (empty when all are finite)."""
+    bad = []
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        array = np.asarray(leaf)
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            bad.append(prefix + "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path))
+    return bad
+
+
+def load_run(path: str | Path, map_override: str | None = None, report=None):
+    """(config, run folder, network, network params) of a saved run, for evaluation.
+
+    `path`: a run folder (its best/ checkpoint if it has one, else final/, else the newest checkpoint in
+    checkpoints/), one of those folders (its newest intact step), or a step folder. `report(line)` is told
+    which checkpoint was loaded. `map_override`: play on another map (spec or pool). Raises ValueError
+    (CheckpointError) naming the folder when nothing loadable is found or the parameters are not finite.
+    """
+    from jaxms.checkpoint import Checkpointer, CheckpointError
+
+    failures = []
+    for folder, step in network_checkpoints(path):
+        reader = Checkpointer(folder, read_only=True, warn=report or (lambda line: None))
+        try:
+            state, meta = reader.restore_raw(step)
+        except CheckpointError as error:
+            failures.append(str(error))
+            continue
+        where = folder / str(reader.restored_step)
+        config = _saved_config(meta, folder)
+        if map_override:
+            config = config.replace(map=map_override)
+        if not isinstance(state, dict) or "params" not in state:
+            raise CheckpointError(f"{where} holds no network parameters")
+        env, network, _, _ = build_run(config)
+        obs, _ = env.reset(jax.random.key(0), env.default_params)
+        template = network.init(jax.random.key(0), obs)
+        params = _as_template(state["params"], template, where)
+        bad = nonfinite(params)
+        if bad:
+            raise CheckpointError(f"{where}: the network's parameters are not finite (NaN or inf in "
+                                  f"{len(bad)} arrays, e.g. {bad[0]}): training diverged before this "
+                                  "checkpoint; evaluate an earlier one (a step folder in checkpoints/)")
+        if report is not None:
+            why = WHY.get(folder.name, "") if step is None else "the step given"
+            report(f"network: {where} ({why or 'the newest checkpoint there'}, update "
+                   f"{meta.get('update', reader.restored_step)}, {meta.get('env_steps', '?')} env steps)")
+        return config, folder.parent, network, params
+    raise CheckpointError("; ".join(failures))
+
+
+def _as_template(saved: Any, template: Any, where: Path) -> Any:
+    """`saved` (nested dicts of arrays, as restored) in the structure and dtypes of `template`."""
+    try:
+        return jax.tree.map(_matching, template, saved)
+    except (ValueError, TypeError, KeyError) as error:
+        from jaxms.checkpoint import CheckpointError
+
+        raise CheckpointError(f"{where}: the saved network does not match the run's config "
+                              f"({str(error).splitlines()[0][:160]})") from None
+
+
+def _matching(template_leaf, saved_leaf):
+    import jax.numpy as jnp
+
+    saved_leaf = np.asarray(saved_leaf)
+    if saved_leaf.shape != template_leaf.shape:
+        raise ValueError(f"an array of shape {saved_leaf.shape} where the network has {template_leaf.shape}")
+    return jnp.asarray(saved_leaf, template_leaf.dtype)
+
+
+# Settings a resumed run may change: its length, and where this session runs. Every other setting is fixed
+# by the run (its checkpoints were made with them).
+RESUME_SETTINGS = {("ppo", "total_timesteps"): "total-timesteps", ("run", "continue_from"): "continue-from",
+                   ("run", "device"): "device", ("run", "maps_dir"): "maps-dir",
+                   ("run", "max_minutes"): "max-minutes"}
+
+
+def resume_config(path: str | Path, warn=None, **changes: Any) -> TrainConfig:
+    """The config to resume the run at `path` with: the run's own (from its newest intact checkpoint),
+    `continue_from=path`, and `changes` among RESUME_SETTINGS (by field or flag name: `total_timesteps` to
+    extend the run, `device`, `maps_dir`, `max_minutes`). Raises ValueError for a fixed setting or a bad
+    path."""
+    from jaxms.checkpoint import Checkpointer
+
+    folder, step = _resume_folder(path, warn)
+    saved = _saved_config(Checkpointer(folder, read_only=True, warn=warn or _stderr).read_meta(step), folder)
+    allowed = {flag.replace("-", "_") for flag in RESUME_SETTINGS.values()}
+    fixed = sorted(f"--{name.replace('_', '-')}" for name in changes if name.replace("-", "_") not in allowed)
+    if fixed:
+        raise ValueError(fixed_settings_message(fixed, path))
+    return saved.replace(continue_from=str(path), **changes)
+
+
+def fixed_settings_message(given: list[str], path: str | Path) -> str:
+    return (f"--continue-from {path}: {', '.join(given)} cannot be changed, the run fixes every setting "
+            "(its config.json); with --continue-from give only --total-timesteps (to extend or shorten the "
+            "run), --device, --maps-dir or --max-minutes, or start a new run")
+
+
+def _stderr(line: str) -> None:
+    print(f"warning: {line}", file=sys.stderr, flush=True)
+
+
+def _resume_folder(path: str | Path, warn=None) -> tuple[Path, int | None]:
+    """(checkpoints folder, step or None) to resume `path` from: best/ and final/ hold parameters only,
+    so they stand for their run, resumed from its checkpoints/."""
+    from jaxms.checkpoint import find_checkpoint
+
     folder, step = find_checkpoint(path)
-    config = read_run_config(folder, step)
-    if map_override:
-        config = config.replace(map=map_override)
-    env, network, _, _ = build_run(config)
-    obs, _ = env.reset(jax.random.key(0), env.default_params)
-    template = network.init(jax.random.key(0), obs)
-    checkpointer = Checkpointer(folder, asynchronous=False)
-    params, _ = checkpointer.restore({"params": template}, step)
-    checkpointer.close()
-    return config, folder.parent, network, params["params"]
+    if folder.name in ("best", "final"):
+        checkpoints = folder.parent / "checkpoints"
+        if not _has_steps(checkpoints):
+            from jaxms.checkpoint import CheckpointError
+
+            raise CheckpointError(f"--continue-from {path}: {folder.name}/ holds the network only and the "
+                                  "run has no checkpoints/ to resume from")
+        (warn or _stderr)(f"{folder.name}/ holds the network only: resuming the run from {checkpoints}")
+        folder, step = checkpoints, None
+    return folder, step
+
+
+def safe_name(text: str) -> str:
+    """`text` as a file name on any file system: characters other than letters, digits and . _ - + @ =
+    (a map spec's ':' and ',', a path's '/') become '_'."""
+    name = re.sub(r"[^\w.+@=-]", "_", text).strip("._") or "run"
+    return name[:120]
+
+
+def _run_folder(config: TrainConfig, maps: list) -> Path:
+    """A new run folder under --output-dir, created; ValueError naming the path if that cannot be done."""
+    output = Path(config.run.output_dir)
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"--output-dir {output}: is a file, not a folder; give a folder to hold runs "
+                         "(created if missing)")
+    stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
+    where = maps[0].name if len(maps) == 1 else f"{maps[0].name}_pool{len(maps)}"
+    name = safe_name(config.run.name or f"{where}_{config.env.obs.mode}")
+    run_dir = output / f"{name}_{stamp}"
+    for suffix in range(1, 100):
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+            break
+        except FileExistsError:
+            run_dir = output / f"{name}_{stamp}_{suffix}"
+        except OSError as error:
+            raise ValueError(f"--output-dir {output}: cannot create the run folder {run_dir} "
+                             f"({error.strerror or error}); give a writable folder") from None
+    if not os.access(run_dir, os.W_OK):
+        run_dir.rmdir()
+        raise ValueError(f"--output-dir {output}: not writable; give a writable folder")
+    return run_dir
+
+
+class TrainingStopped(RuntimeError):
+    """Training cannot go on: a non-finite loss or parameter, or a checkpoint that could not be written.
+    The message names the update and the last good checkpoint."""
 
 
 class _Interrupt:
-    """Turns the first Ctrl-C into a flag the loop checks between chunks (a second one aborts)."""
+    """Ctrl-C / SIGTERM. Before the first update: stop at once (KeyboardInterrupt, nothing is kept). After
+    it: a flag the loop checks between chunks, to save a checkpoint and exit; a second signal aborts."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.started = False  # a first update has been done (there is something to save)
 
     def __call__(self, signum, frame) -> None:
-        if self.requested:
+        if self.requested or not self.started:
             raise KeyboardInterrupt
         self.requested = True
-        print("\ninterrupt: finishing this chunk, saving a checkpoint and exiting (Ctrl-C again to abort)",
+        name = "SIGTERM" if signum == signal.SIGTERM else "interrupt"
+        print(f"\n{name}: finishing this chunk, saving a checkpoint and exiting (again to abort)",
               file=sys.stderr, flush=True)
+
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Metrics that are never NaN in a healthy run (explained variance is NaN when the returns do not vary).
+GUARDED_METRICS = ("loss", "policy_gradient_loss", "value_loss", "entropy_loss", "approx_kl", "grad_norm")
+
+
+def _check_finite(metrics: dict, params: Any, first_update: int) -> str | None:
+    """None, or what is not finite in this chunk, naming its first such update (1-based)."""
+    bad_updates: dict[int, list[str]] = {}
+    for key in GUARDED_METRICS:
+        if key in metrics:
+            values = np.asarray(metrics[key], np.float64).reshape(len(np.asarray(metrics["env_steps"])), -1)
+            for i in np.flatnonzero(~np.isfinite(values).all(axis=1)):
+                bad_updates.setdefault(int(i), []).append(key)
+    if bad_updates:
+        i = min(bad_updates)
+        return f"update {first_update + i + 1}: {', '.join(bad_updates[i])} not finite"
+    if not bool(_all_finite(params)):
+        where = nonfinite(params)
+        return (f"update {first_update + len(np.asarray(metrics['env_steps']))}: network parameters not "
+                f"finite ({len(where)} arrays, e.g. {where[0] if where else '?'})")
+    return None
+
+
+@jax.jit
+def _all_finite(tree):
+    import jax.numpy as jnp
+
+    leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
 def train(config: TrainConfig, quiet: bool = False) -> Path:
     """Run (or resume, with `config.run.continue_from`) a training run; returns its folder.
 
-    Raises ValueError / FileNotFoundError for bad maps, settings or paths."""
-    from jaxms.checkpoint import Checkpointer, find_checkpoint
+    A resumed run keeps its settings: `config` must be the run's own (`resume_config(RUN, ...)` makes it),
+    changed only in RESUME_SETTINGS. Raises ValueError / FileNotFoundError for bad maps, settings or paths,
+    TrainingStopped when training cannot go on (non-finite loss or parameters, a checkpoint not written),
+    KeyboardInterrupt when stopped by Ctrl-C / SIGTERM before the first update (its new run folder is
+    removed) or aborted by a second one."""
+    interrupt = _Interrupt()
+    previous = {signum: signal.signal(signum, interrupt) for signum in SIGNALS}
+    try:
+        return _train(config, quiet, interrupt)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
+    from jaxms.checkpoint import Checkpointer, CheckpointError
     from jaxms.logging import RunLogger
     from jaxms.play import network_policy, play_games, summarise
     from jaxms.ppo import make_train
@@ -141,60 +362,85 @@ def train(config: TrainConfig, quiet: bool = False) -> Path:
         jax.config.update("jax_default_device", jax.devices("cpu")[0])
     resume_from = None
     if config.run.continue_from:
-        folder, step = find_checkpoint(config.run.continue_from)
-        saved = read_run_config(folder, step)
-        # The run continues as saved; only its length may be extended from the command line.
-        config = saved.replace(total_timesteps=max(config.ppo.total_timesteps, saved.ppo.total_timesteps),
-                               continue_from=config.run.continue_from)
+        folder, step = _resume_folder(config.run.continue_from, lambda line: None)  # said by resume_config
+        reader = Checkpointer(folder, read_only=True, warn=_stderr)
+        saved = _saved_config(reader.read_meta(step), folder)
+        differ = [f"--{leaf.flag}" for leaf in all_leaves() if leaf.cli and leaf.path not in RESUME_SETTINGS
+                  and _get(config, leaf.path) != _get(saved, leaf.path)]
+        if differ:
+            raise ValueError(fixed_settings_message(differ, config.run.continue_from)
+                             + " (in Python: jaxms.run.resume_config)")
         run_dir, resume_from = folder.parent, (folder, step)
     maps = load_game_maps(config)
     config = resolve(config, maps[0].width * maps[0].height, device)
     env, network, ppo, _ = build_run(config, maps=maps)
-    if resume_from is None:
-        stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
-        where = maps[0].name if len(maps) == 1 else f"{maps[0].name}_pool{len(maps)}"
-        name = config.run.name or f"{where}_{config.env.obs.mode}"
-        run_dir = Path(config.run.output_dir) / f"{name}_{stamp}"
-        run_dir.mkdir(parents=True, exist_ok=False)
-    (run_dir / "config.json").write_text(config.to_json() + "\n")
-    # Scripts (make train) find the run they just started here.
-    (run_dir.parent / "LATEST").write_text(str(run_dir) + "\n")
-    if not quiet:
-        print(f"run folder: {run_dir}\n{env}\nPPO: {ppo}\nconfig:\n{config.to_json()}", flush=True)
-
     trainer = make_train(ppo, env, env.default_params, network)
-    runner = trainer.init(jax.random.key(config.run.seed))
-    checkpoints = Checkpointer(run_dir / "checkpoints", keep=config.run.keep_checkpoints)
-    best = Checkpointer(run_dir / "best", keep=1, asynchronous=False)
-    best_win_rate = -1.0
-    if resume_from is not None:
-        folder, step = resume_from
-        runner, meta = Checkpointer(folder, asynchronous=False).restore(runner, step)
-        best_win_rate = float(meta.get("best_win_rate", -1.0))
+    if resume_from is None:
+        run_dir = _run_folder(config, maps)
+    checkpoints = None
+    try:
+        if resume_from is None:
+            (run_dir / "config.json").write_text(config.to_json() + "\n")
         if not quiet:
-            print(f"resumed from {folder} at update {int(runner.update)} ({int(runner.env_steps)} env steps)")
-
-    logger = RunLogger(run_dir, config, env, network, quiet=quiet)
-    interrupt = _Interrupt()
-    previous_handler = signal.signal(signal.SIGINT, interrupt)
+            print(f"run folder: {run_dir}\n{env}\nPPO: {ppo}\nconfig:\n{config.to_json()}", flush=True)
+        runner = trainer.init(jax.random.key(config.run.seed))
+        best_win_rate = -1.0
+        if resume_from is not None:
+            folder, step = resume_from
+            reader = Checkpointer(folder, read_only=True, warn=_stderr)
+            runner, meta = reader.restore(runner, step)
+            best_win_rate = float(meta.get("best_win_rate", -1.0))
+            interrupt.started = True  # a resumed run has a checkpoint to fall back on
+            if not quiet:
+                print(f"resumed from {folder / str(reader.restored_step)} at update {int(runner.update)} "
+                      f"({int(runner.env_steps)} env steps); the run ends at {ppo.num_updates} updates "
+                      f"({config.ppo.total_timesteps} env steps)", flush=True)
+            if int(runner.update) >= ppo.num_updates:
+                print(f"nothing to do: the run already did {int(runner.update)} of its {ppo.num_updates} "
+                      f"updates; give --total-timesteps above {int(runner.env_steps)} to extend it",
+                      flush=True)
+                return run_dir
+            (run_dir / "config.json").write_text(config.to_json() + "\n")  # its new total, if extended
+        checkpoints = Checkpointer(run_dir / "checkpoints", keep=config.run.keep_checkpoints)
+        logger = RunLogger(run_dir, config, env, network, quiet=quiet,
+                           resume_step=int(runner.env_steps) if resume_from is not None else None)
+    except BaseException:  # Ctrl-C while compiling, a bad path: a new run leaves no folder behind
+        if checkpoints is not None:
+            checkpoints.close()
+        if resume_from is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    best = Checkpointer(run_dir / "best", keep=1, asynchronous=False)
     run = config.run
+    last_saved = int(runner.update) if resume_from is not None else None
 
     def meta(**extra):
         return {"config": dataclasses.asdict(config), "update": int(runner.update),
                 "env_steps": int(runner.env_steps), "best_win_rate": best_win_rate, **extra}
 
     def save_checkpoint():
-        if checkpoints.latest_step() != int(runner.update):
+        nonlocal last_saved
+        if last_saved != int(runner.update):
             checkpoints.save(int(runner.update), runner, meta())
+            last_saved = int(runner.update)
+
+    def last_good() -> str:
+        step = checkpoints.latest_step()
+        return (f"the last good checkpoint is {run_dir / 'checkpoints' / str(step)}" if step is not None
+                else "no checkpoint was saved before it")
 
     deadline = time.monotonic() + 60.0 * run.max_minutes if run.max_minutes else float("inf")
+    completed = False
     try:
         while (int(runner.update) < ppo.num_updates and not interrupt.requested
                and time.monotonic() < deadline):
             start = time.perf_counter()
+            first_update = int(runner.update)
             try:
                 runner, metrics = trainer.train_chunk(runner)
                 metrics = jax.device_get(metrics)
+            except KeyboardInterrupt:
+                raise
             except Exception as error:  # XLA reports out-of-memory as a runtime error
                 if "RESOURCE_EXHAUSTED" in str(error) or "out of memory" in str(error).lower():
                     raise SystemExit(
@@ -202,6 +448,16 @@ def train(config: TrainConfig, quiet: bool = False) -> Path:
                         f"{ppo.batch_size}, views {env.observer.config.view_sizes}: reduce --n-envs, "
                         "--batch-size or --n-steps, or --local-view-size / use --obs single") from error
                 raise
+            problem = _check_finite(metrics, runner.params, first_update)
+            if problem:
+                checkpoints.wait()
+                raise TrainingStopped(f"training stopped at {problem} (learning rate "
+                                      f"{ppo.learning_rate}, max grad norm {ppo.max_grad_norm}); nothing of "
+                                      f"this update was saved, {last_good()}")
+            if not interrupt.started:
+                interrupt.started = True
+                # Scripts (make train) find the run they just started here, once it has something in it.
+                (run_dir.parent / "LATEST").write_text(str(run_dir) + "\n")
             logger.log_chunk(metrics, time.perf_counter() - start, ppo.rollout_size * ppo.updates_per_chunk)
             update = int(runner.update)
             if run.image_every and update % run.image_every < ppo.updates_per_chunk:
@@ -209,7 +465,7 @@ def train(config: TrainConfig, quiet: bool = False) -> Path:
             if run.eval_every and update % run.eval_every < ppo.updates_per_chunk:
                 policy = network_policy(network, runner.params)
                 summary = summarise(play_games(env, env.default_params, policy, run.eval_games,
-                                               jax.random.key(run.seed + update)))
+                                               jax.random.fold_in(jax.random.key(run.seed), update)))
                 logger.log_evaluation(summary, int(runner.env_steps))
                 if summary["win_rate"] > best_win_rate:
                     best_win_rate = summary["win_rate"]
@@ -222,11 +478,20 @@ def train(config: TrainConfig, quiet: bool = False) -> Path:
             final = Checkpointer(run_dir / "final", keep=1, asynchronous=False)
             final.save(int(runner.update), {"params": runner.params}, meta())
             final.close()
+        completed = True
+    except CheckpointError as error:
+        raise TrainingStopped(f"training stopped at update {int(runner.update)}: {error}") from None
     finally:
-        signal.signal(signal.SIGINT, previous_handler)
-        checkpoints.close()
-        best.close()
-        logger.close()
+        try:
+            checkpoints.close()
+        except CheckpointError as error:
+            if completed:  # otherwise an error is already on its way out
+                raise TrainingStopped(f"training stopped at update {int(runner.update)}: {error}") from None
+        finally:
+            best.close()
+            logger.close()
+            if not interrupt.started and resume_from is None:
+                shutil.rmtree(run_dir, ignore_errors=True)  # stopped before the first update: nothing to keep
     if interrupt.requested and not quiet:
-        print(f"stopped at update {int(runner.update)}; resume with --continue-from {run_dir}")
+        print(f"stopped at update {int(runner.update)}; resume with --continue-from {run_dir}", flush=True)
     return run_dir

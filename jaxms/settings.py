@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Any
 
 
@@ -46,8 +47,6 @@ def check_number(owner: str, name: str, value: Any, low: float | None = None, hi
     (`low_open` / `high_open`: the bound itself is excluded)."""
     if optional and value is None:
         return
-    import math
-
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if ok and low is not None:
         ok = value > low if low_open else value >= low
@@ -156,6 +155,8 @@ class Leaf:
             ok = isinstance(value, int) and not isinstance(value, bool)
         elif self.kind is float:
             ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if ok and not math.isfinite(value):  # refused for every number setting, whatever its bounds
+                raise ValueError(f"expected a finite number (not NaN or infinity), got {value!r}")
             value = float(value) if ok else value
         elif self.kind is str:
             ok = isinstance(value, str)

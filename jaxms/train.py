@@ -3,8 +3,13 @@
 Every setting of the run is a flag, generated from the fields of `jaxms.config.TrainConfig` (run, env,
 observation, network, PPO); `--config FILE` reads them from a JSON or TOML file (flat flag names, or
 [run] / [env] / [network] / [ppo] sections), and flags given on the command line win. The run lives in
-`<output-dir>/<name>_<timestamp>/` (config.json, TensorBoard events, checkpoints/, best/, final/);
-`--continue-from RUN` resumes one exactly. Ctrl-C saves a checkpoint and exits cleanly.
+`<output-dir>/<name>_<timestamp>/` (config.json, TensorBoard events, checkpoints/, best/, final/).
+
+`--continue-from RUN` resumes a run exactly, with the run's own settings, to the run's own total; with
+`--total-timesteps N` it runs to N env steps instead (a linear learning-rate schedule is spread over the new
+total). `--device`, `--maps-dir` and `--max-minutes` may be given too; any other setting is fixed by the
+run and refused. Ctrl-C or SIGTERM saves a checkpoint and exits (before the first update: exits at once,
+leaving no run folder); a second one aborts.
 
 This module is the command line only; the run is assembled and trained by `jaxms.run`.
 """
@@ -38,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         for name in leaf.path:
             default = getattr(default, name)
         shown = ",".join(default) if isinstance(default, tuple) else default
-        help_text = leaf.help + ("" if default is None else f" (default: {shown})")
+        # Help that says its default in words ("default by device: ...") is not given a second one.
+        prose = "default" in leaf.help
+        help_text = leaf.help + ("" if default is None or prose else f" (default: {shown})")
         metavar = {bool: "true|false", tuple: "A,B,..."}.get(
             leaf.kind, None if leaf.choices else flag.upper().replace("-", "_"))
         choices = leaf.choices if leaf.kind is not tuple else None
@@ -60,7 +67,13 @@ def _converter(leaf: Leaf):
 
 def config_from_args(argv: list[str] | None) -> TrainConfig:
     """TrainConfig from a config file (if any) overridden by flags. Bad values exit with a message naming
-    the flag (or the file and its key)."""
+    the flag (or the file and its key). With `--continue-from RUN`, only the settings that may change on
+    resume (`jaxms.run.RESUME_SETTINGS`) may be given: the run's own config is read by `main`."""
+    return _parse(argv)[0]
+
+
+def _parse(argv: list[str] | None) -> tuple[TrainConfig, dict]:
+    """(config, the settings given explicitly by path: flags and config-file keys)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     settings: dict[tuple[str, ...], Any] = {}
@@ -72,21 +85,42 @@ def config_from_args(argv: list[str] | None) -> TrainConfig:
             value = getattr(args, flag)
             if value is not None:
                 settings[leaf.path], names[leaf.path] = value, f"--{flag}"
-        return build_config(settings)
+        config = build_config(settings)
+        if config.run.continue_from:
+            from jaxms.run import RESUME_SETTINGS, fixed_settings_message
+
+            fixed = [names[p] for p in settings if p not in RESUME_SETTINGS]
+            if fixed:
+                raise ValueError(fixed_settings_message(fixed, config.run.continue_from))
+        return config, settings
     except ValueError as error:
         parser.error(explain(error, names))
         raise  # unreachable: parser.error exits
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = config_from_args(argv)
-    from jaxms.run import train
+    """The command line; returns its exit status: 0 done (or stopped by Ctrl-C / SIGTERM after saving), 1
+    training stopped (non-finite loss, a checkpoint not written), 2 bad input, 130 interrupted before the
+    first update (nothing kept) or aborted."""
+    config, given = _parse(argv)
+    from jaxms.run import RESUME_SETTINGS, TrainingStopped, resume_config, train
 
     try:
+        if config.run.continue_from:  # the run's own settings, with what may change on resume
+            changes = {path[-1]: value for path, value in given.items()
+                       if path in RESUME_SETTINGS and path != ("run", "continue_from")}
+            config = resume_config(config.run.continue_from, **changes)
         train(config)
     except (ValueError, FileNotFoundError) as error:  # bad maps (MapError), settings or paths
         print(f"error: {explain(error)}", file=sys.stderr)
         return 2
+    except TrainingStopped as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopped before a checkpoint could be saved (a new run leaves no folder)",
+              file=sys.stderr)
+        return 130
     return 0
 
 

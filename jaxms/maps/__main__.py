@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -79,12 +80,30 @@ def _list(maps_dir: list[str] | None) -> None:
         print(f"  {name:<20} {detail}  ({folder})")
 
 
+def _check_out(out: Path, folder_output: bool) -> None:
+    """MapError naming `--out` unless it can be written (checked before loading the map)."""
+    parent = out.parent if str(out.parent) else Path(".")
+    if not folder_output and out.is_dir():
+        raise MapError(f"--out {out}: is a folder; give a file name ending in .png")
+    if folder_output and out.exists() and not out.is_dir():
+        raise MapError(f"--out {out}: is a file; give a folder to write the OpenFront map into, or a path "
+                       "ending in .png")
+    if not parent.exists():
+        raise MapError(f"--out {out}: the folder {parent} does not exist; create it first or write elsewhere")
+    if not parent.is_dir():
+        raise MapError(f"--out {out}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK):
+        raise MapError(f"--out {out}: the folder {parent} is not writable; write elsewhere")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "list":
             _list(args.maps_dir)
             return 0
+        if args.command in ("show", "save"):
+            _check_out(args.out, folder_output=args.command == "save" and args.out.suffix.lower() != ".png")
         game_map = load_map(args.spec, maps_dir=args.maps_dir)
         if args.command == "info":
             print(game_map.summary())
@@ -105,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     except MapError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # the disk filled, the folder went away while writing
+        print(f"error: could not write {getattr(args, 'out', '')}: {error.strerror or error} "
+              f"({error.filename or 'a file'})", file=sys.stderr)
+        return 1
     return 0
 
 
