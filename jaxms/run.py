@@ -16,9 +16,15 @@ loop) -> play.py (policies, playing games) -> env/, nn/, ppo/.
 The run lives in `<output-dir>/<name>_<timestamp>/`: `config.json`, TensorBoard events, `checkpoints/`
 (every `--checkpoint-every` updates, the last `--keep-checkpoints` kept), `best/` (best evaluation win rate)
 and `final/`. Each jitted chunk runs `--updates-per-chunk` PPO updates on the device; between chunks the
-host loop logs, checkpoints, evaluates and moves the progress bar. `--continue-from RUN` resumes a run
-exactly where its last checkpoint left it (same folder, same random streams). Ctrl-C saves a checkpoint
-and exits cleanly.
+host loop logs, checkpoints, evaluates and moves the progress bar.
+
+Resume: `--continue-from RUN` (or its checkpoints/, best/, final/ or a step folder) resumes the run exactly
+where its newest intact checkpoint left it (same folder, same random streams), with the run's own settings
+(`resume_config`): only RESUME_SETTINGS may change (the total, to extend or shorten it; the device, the
+maps folder, the time budget). Guards: after each chunk the losses and parameters are checked on the host;
+a non-finite one stops the run (TrainingStopped, naming the update) before anything of it is saved.
+Signals: Ctrl-C or SIGTERM saves a checkpoint and exits; before the first update they stop at once and the
+new run's folder is removed; a second one aborts.
 """
 
 from __future__ import annotations

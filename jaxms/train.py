@@ -103,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     training stopped (non-finite loss, a checkpoint not written), 2 bad input, 130 interrupted before the
     first update (nothing kept) or aborted."""
     config, given = _parse(argv)
-    from jaxms.run import RESUME_SETTINGS, TrainingStopped, resume_config, train
-
+    try:
+        from jaxms.run import RESUME_SETTINGS, TrainingStopped, resume_config, train
+    except KeyboardInterrupt:
+        return 130
     try:
         if config.run.continue_from:  # the run's own settings, with what may change on resume
             changes = {path[-1]: value for path, value in given.items()
