@@ -13,7 +13,6 @@ from gymnasium.utils.env_checker import (
     check_reset_seed_determinism,
     data_equivalence,
 )
-from gymnasium.utils.passive_env_checker import data_shares_objects
 from gymnasium.vector import AutoresetMode
 from minimal_observer import MinimalObserver
 
@@ -235,6 +234,20 @@ def test_gymnasium_checks(envs):
     for i, (obs_1, info_1) in enumerate(calls):
         for obs_2, info_2 in calls[i + 1:]:
             assert not data_shares_objects(obs_1, obs_2) and not data_shares_objects(info_1, info_2)
+
+
+def data_shares_objects(first, second) -> bool:
+    """Any array of `first` shares memory with one of `second` (gymnasium 1.4's check, which gymnasium 1.3 —
+    the newest gymnax allows — lacks)."""
+
+    def arrays(data):
+        if isinstance(data, dict):
+            return [a for value in data.values() for a in arrays(value)]
+        if isinstance(data, list | tuple):
+            return [a for value in data for a in arrays(value)]
+        return [data] if isinstance(data, np.ndarray) else []
+
+    return any(np.shares_memory(a, b) for a in arrays(first) for b in arrays(second))
 
 
 def test_gymnasium_vector_wrappers_understand_the_infos(envs):
