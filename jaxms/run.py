@@ -302,11 +302,17 @@ class _Interrupt:
 
     def __call__(self, signum, frame) -> None:
         if self.requested or not self.started:
-            raise KeyboardInterrupt
+            self.requested = True
+            raise KeyboardInterrupt  # may be swallowed (raised inside a gc callback): `check` raises it again
         self.requested = True
         name = "SIGTERM" if signum == signal.SIGTERM else "interrupt"
         print(f"\n{name}: finishing this chunk, saving a checkpoint and exiting (again to abort)",
               file=sys.stderr, flush=True)
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a signal came before the first update."""
+        if self.requested and not self.started:
+            raise KeyboardInterrupt
 
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -350,9 +356,17 @@ def train(config: TrainConfig, quiet: bool = False) -> Path:
     removed) or aborted by a second one."""
     interrupt = _Interrupt()
     previous = {signum: signal.signal(signum, interrupt) for signum in SIGNALS}
+    unraisable = sys.unraisablehook
+
+    def quiet_interrupts(info) -> None:  # a signal raised inside a gc callback: `check` raises it again
+        if not issubclass(info.exc_type, KeyboardInterrupt):
+            unraisable(info)
+
+    sys.unraisablehook = quiet_interrupts
     try:
         return _train(config, quiet, interrupt)
     finally:
+        sys.unraisablehook = unraisable
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
@@ -438,6 +452,7 @@ def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
     deadline = time.monotonic() + 60.0 * run.max_minutes if run.max_minutes else float("inf")
     completed = False
     try:
+        interrupt.check()
         while (int(runner.update) < ppo.num_updates and not interrupt.requested
                and time.monotonic() < deadline):
             start = time.perf_counter()
@@ -461,6 +476,7 @@ def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
                                       f"{ppo.learning_rate}, max grad norm {ppo.max_grad_norm}); nothing of "
                                       f"this update was saved, {last_good()}")
             if not interrupt.started:
+                interrupt.check()
                 interrupt.started = True
                 # Scripts (make train) find the run they just started here, once it has something in it.
                 (run_dir.parent / "LATEST").write_text(str(run_dir) + "\n")
