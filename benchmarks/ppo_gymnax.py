@@ -64,7 +64,8 @@ def run(env_name: str, seed: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ppo_gymnax", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=4, help="seeds per environment (0, 1, ...)")
     parser.add_argument("--envs", default="CartPole-v1,Acrobot-v1", help="gymnax environment names")
     args = parser.parse_args(argv)
