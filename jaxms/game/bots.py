@@ -3,7 +3,8 @@
 Every bot decides on its own phase tick (`tick % ai_rate == ai_phase`). All bots are handled at once with
 per-player vectors: which neighbours a player has comes from `border_contacts`, a (P + 1) x (P + 1) matrix
 read from the blocks of the map that hold a border, on ticks where some bot decides, so a tick's cost does
-not grow with the number of bots beyond those vectors. Decisions are written to `state.orders` and launched at the tick's end like any other order.
+not grow with the number of bots beyond those vectors. Decisions are written to `state.orders` and
+launched at the tick's end like any other order.
 
 What is left out, because the game has no alliances, boats or nukes (yet): the tribes' "attack a traitor"
 steps, the nations' emojis, embargoes, alliance replies, boats, nukes, warships and the strategies that
