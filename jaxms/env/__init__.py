@@ -10,7 +10,7 @@ below that need JAX are imported on first use.
 
 from __future__ import annotations
 
-import importlib
+from jaxms.lazy import lazy_getattr
 
 _LAZY = {
     "DIRECTION_NAMES": "jaxms.env.contract", "INTENSITIES": "jaxms.env.contract",
@@ -22,11 +22,7 @@ _LAZY = {
     "make_env": "jaxms.env.territory", "JaxVectorEnv": "jaxms.env.vector",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'jaxms.env' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = sorted(_LAZY)

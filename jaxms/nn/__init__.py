@@ -13,7 +13,7 @@ need JAX and Flax are imported on first use.
 
 from __future__ import annotations
 
-import importlib
+from jaxms.lazy import lazy_getattr
 
 _LAZY = {
     "NetworkConfig": "jaxms.nn.config",
@@ -27,11 +27,7 @@ _LAZY = {
     "total_parameters": "jaxms.nn.summary",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'jaxms.nn' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = sorted(_LAZY)

@@ -8,7 +8,7 @@ need JAX are imported on first use.
 
 from __future__ import annotations
 
-import importlib
+from jaxms.lazy import lazy_getattr
 
 _LAZY = {
     "ActorCritic": "jaxms.ppo.networks",
@@ -21,11 +21,7 @@ _LAZY = {
     "make_optimizer": "jaxms.ppo.trainer", "make_train": "jaxms.ppo.trainer",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'jaxms.ppo' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = sorted(_LAZY)
