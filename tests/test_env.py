@@ -113,7 +113,7 @@ def test_truncation_is_not_termination_and_the_env_auto_resets():
     assert bool(done) and bool(info["truncated"]) and not bool(info["terminated"])
     assert int(state.steps) == 0 and int(info["returned_episode_lengths"]) == 5
     assert int(state.game.tick) == 0, "the next episode starts at a fresh game"
-    pool_owner = np.asarray(PARAMS.pool_games.owner)
+    pool_owner = np.asarray(PARAMS.pool_states.game.owner)
     assert any((np.asarray(state.game.owner) == o).all() for o in pool_owner), "started from the pool"
     # The final observation is the one before the reset, not the new episode's.
     assert not (np.asarray(info["final_observation"]["map"]) == np.asarray(obs["map"])).all()

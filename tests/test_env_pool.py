@@ -36,7 +36,7 @@ def test_a_pool_draws_each_episode_from_several_maps():
     assert [m.name for m in maps] == ["continents_64", *(f"continents_64_s{seed}" for seed in (1, 2, 3))]
     env = make_env(maps, num_bots=1, max_steps=2, reset_pool_size=8, observer=MinimalObserver())
     params = env.default_params
-    assert params.maps.num_maps == 4 and params.pool_map_index.shape == (8,)
+    assert params.maps.num_maps == 4 and params.pool_states.map_index.shape == (8,)
     keys = jax.random.split(jax.random.key(0), 32)
     _, states = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
     drawn = np.asarray(states.map_index)

@@ -73,6 +73,12 @@ class EnvMaps:
     def num_maps(self) -> int:
         return int(self.spawn_distance.shape[0])
 
+    def select(self, index: jax.Array | int) -> tuple[MapArrays, jax.Array, jax.Array]:
+        """(arrays, centres, spawn distance) of map `index`: a static slice when the pool holds one map."""
+        index = 0 if self.num_maps == 1 else index
+        return (jax.tree.map(lambda leaf: leaf[index], self.arrays), self.centres[index],
+                self.spawn_distance[index])
+
 
 @struct.dataclass
 class EnvParams:
@@ -84,10 +90,8 @@ class EnvParams:
     loss_reward: jax.Array  # float32[]: added on the step the agent dies or another player wins
     rank_scale: jax.Array  # float32[]: per-step scale of the rank reward (reward="rank")
     maps: EnvMaps  # the map pool, leading axis [M]
-    pool_games: GameState | None  # GameState with a leading axis [K]: start positions for auto-reset
-    pool_map_index: jax.Array | None  # int32[K]: the map each start position is on
-    pool_obs: Any  # observations of the pool positions, leading axis [K]
-    pool_memory: Any  # the observer's memory (frame stack) at those positions, leading axis [K]
+    pool_states: EnvState | None  # fresh episodes with a leading axis [K]: the start positions of auto-reset
+    pool_obs: Any  # their first observations, leading axis [K]
 
 
 @struct.dataclass
@@ -178,7 +182,7 @@ class TerritoryEnv:
     def arrays(self) -> MapArrays:
         """The first map's arrays, for host-side code (scenarios, rendering). Jitted code reads the map from
         `params.maps` (`map_arrays(params, index)`), never from the env object."""
-        return jax.tree.map(lambda leaf: leaf[0], self.maps.arrays)
+        return self.maps.select(0)[0]
 
     def _stack_maps(self, game_maps: list[GameMap]) -> EnvMaps:
         """EnvMaps of `game_maps` (checked: same shape as the env's maps, same number of nations)."""
@@ -243,11 +247,13 @@ class TerritoryEnv:
         done = terminated | truncated
         pool_size = self._pool_size(params)
         if pool_size > 0:
+            # A stored fresh episode (its directions and first observation made with the pool, not here:
+            # under vmap this branch runs on every step) with a new game key.
             index = jax.random.randint(reset_key, (), 0, pool_size)
             pick = partial(jax.tree.map, lambda leaf: leaf[index])
-            game = pick(params.pool_games).replace(key=jax.random.fold_in(reset_key, 1))
-            reset_obs, reset_state = self._fresh_state(game, params.pool_map_index[index], params,
-                                                       pick(params.pool_obs), pick(params.pool_memory))
+            reset_state, reset_obs = pick(params.pool_states), pick(params.pool_obs)
+            reset_state = reset_state.replace(
+                game=reset_state.game.replace(key=jax.random.fold_in(reset_key, 1)))
         else:
             game, map_index = self._new_game(reset_key, params.maps)
             reset_obs, reset_state = self._start(game, map_index, params)
@@ -295,9 +301,7 @@ class TerritoryEnv:
     @staticmethod
     def map_arrays(params: EnvParams, map_index: jax.Array | int = 0) -> MapArrays:
         """The arrays of map `map_index` of the pool (a static slice when the pool holds one map)."""
-        if params.maps.num_maps == 1:
-            map_index = 0
-        return jax.tree.map(lambda leaf: leaf[map_index], params.maps.arrays)
+        return params.maps.select(map_index)[0]
 
     def act(self, state: EnvState, action: jax.Array) -> tuple[GameState, dict[str, jax.Array]]:
         """The agent's action ordered into the game (nothing when the seat is on autopilot).
@@ -362,29 +366,13 @@ class TerritoryEnv:
 
     def _new_game(self, key: jax.Array, maps: EnvMaps) -> tuple[GameState, jax.Array]:
         """A fresh game on a map drawn from the pool (the only map when there is one): (game, map index)."""
-        if maps.num_maps == 1:
-            index = jnp.int32(0)
-            arrays, centres, distance = (jax.tree.map(lambda leaf: leaf[0], maps.arrays), maps.centres[0],
-                                         maps.spawn_distance[0])
-        else:
-            index = jax.random.randint(jax.random.fold_in(key, 0x6D6170), (), 0, maps.num_maps)
-            arrays = jax.tree.map(lambda leaf: leaf[index], maps.arrays)
-            centres, distance = maps.centres[index], maps.spawn_distance[index]
+        # One map: no draw, so its games use the key exactly as a single-map env always has.
+        index = (jnp.int32(0) if maps.num_maps == 1 else
+                 jax.random.randint(jax.random.fold_in(key, 0x6D6170), (), 0, maps.num_maps))
+        arrays, centres, distance = maps.select(index)
         game = make_game(key, arrays, jnp.asarray(self.kind), centres, jnp.int8(self._difficulty),
                          distance=distance, num_structures=self._num_structures, rules=self.rules)
         return game, index.astype(jnp.int32)
-
-    def _fresh_state(self, game: GameState, map_index: jax.Array, params: EnvParams, obs, memory
-                     ) -> tuple[dict, EnvState]:
-        arrays = self.map_arrays(params, map_index)
-        targets, legal, centre = direction_targets(game, arrays, AGENT)
-        zero = jnp.float32(0.0)
-        state = EnvState(game=game, map_index=jnp.asarray(map_index, jnp.int32), memory=memory, legal=legal,
-                         targets=targets, centre=centre, steps=jnp.int32(0), episode_return=zero,
-                         start_share=stats.land_share(game, arrays, AGENT),
-                         returned_episode_return=zero, returned_episode_length=jnp.int32(0),
-                         returned_episode_won=jnp.bool_(False), returned_episode_share=zero)
-        return obs, state
 
     def _clock(self, steps: jax.Array | int, params: EnvParams) -> jax.Array | None:
         """The observation's "time" feature in a timed game (steps / max_steps); None: the game's own."""
@@ -393,14 +381,21 @@ class TerritoryEnv:
         return jnp.minimum(jnp.asarray(steps, jnp.float32) / jnp.maximum(params.max_steps, 1), 1.0)
 
     def _start(self, game: GameState, map_index: jax.Array, params: EnvParams) -> tuple[dict, EnvState]:
+        """The first observation and state of an episode on `game` (a fresh game on map `map_index`)."""
         arrays = self.map_arrays(params, map_index)
-        _targets, legal, _ = direction_targets(game, arrays, AGENT)
+        targets, legal, centre = direction_targets(game, arrays, AGENT)
         obs, memory = self.observer.init(game, arrays, action_mask(legal), time=self._clock(0, params))
-        return self._fresh_state(game, map_index, params, obs, memory)
+        zero = jnp.float32(0.0)
+        state = EnvState(game=game, map_index=jnp.asarray(map_index, jnp.int32), memory=memory, legal=legal,
+                         targets=targets, centre=centre, steps=jnp.int32(0), episode_return=zero,
+                         start_share=stats.land_share(game, arrays, AGENT),
+                         returned_episode_return=zero, returned_episode_length=jnp.int32(0),
+                         returned_episode_won=jnp.bool_(False), returned_episode_share=zero)
+        return obs, state
 
     @staticmethod
     def _pool_size(params: EnvParams) -> int:
-        return int(jax.tree.leaves(params.pool_games)[0].shape[0]) if params.pool_games is not None else 0
+        return int(params.pool_states.steps.shape[0]) if params.pool_states is not None else 0
 
     def make_params(self, key: jax.Array, game_maps: Sequence[GameMap] | None = None,
                     pool_size: int | None = None, **numbers: float) -> EnvParams:
@@ -422,8 +417,8 @@ class TerritoryEnv:
                          share_scale=jnp.float32(settings.share_scale),
                          win_reward=jnp.float32(settings.win_reward),
                          loss_reward=jnp.float32(settings.loss_reward),
-                         rank_scale=jnp.float32(settings.rank_scale), maps=maps, pool_games=None,
-                         pool_map_index=None, pool_obs=None, pool_memory=None)
+                         rank_scale=jnp.float32(settings.rank_scale), maps=maps, pool_states=None,
+                         pool_obs=None)
         count = max(pool_size, 1)
         obs, states = jax.jit(jax.vmap(self.reset, in_axes=(0, None)))(jax.random.split(key, count), base)
         spawned = np.asarray(states.game.spawn[:, 1:, 0] >= 0)
@@ -438,8 +433,7 @@ class TerritoryEnv:
                 f">= {distance} on a full 52-tile disk of land): use fewer bots or a larger map")
         if pool_size == 0:
             return base
-        return base.replace(pool_games=states.game, pool_map_index=states.map_index, pool_obs=obs,
-                            pool_memory=states.memory)
+        return base.replace(pool_states=states, pool_obs=obs)
 
     def __repr__(self) -> str:
         maps = (f"map={self.game_map.name!r}" if len(self.game_maps) == 1
