@@ -18,6 +18,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxms.game.grid import compact
 from jaxms.game.loop import max_troops
 from jaxms.game.rules import Difficulty, PlayerKind, Rules
 from jaxms.game.state import GameState, MapArrays
@@ -75,14 +76,10 @@ def border_contacts(owner: jax.Array, land: jax.Array, num_slots: int) -> jax.Ar
     differs_down = w[:-1, :-1] & w[1:, :-1] & (o[:-1, :-1] != o[1:, :-1])
     border = (differs_right | differs_down).astype(jnp.uint8).reshape(rows, b, cols * b).max(axis=1)
     border = border.reshape(rows * cols, b).max(axis=1) > 0
-    # The border blocks' ids first (a prefix count places them; jnp.nonzero is slow on the CPU), then
-    # the out-of-range id rows * cols, whose window is read clamped and its pairs dropped.
+    # The border blocks' ids first, then the out-of-range id rows * cols, whose window is read clamped and
+    # its pairs dropped.
     count = rows * cols
-    place = jax.lax.associative_scan(jnp.add, border.astype(jnp.int32)) - 1
-    size = -(-count // CONTACT_CHUNK) * CONTACT_CHUNK
-    ids = jnp.full(size, count, jnp.int32).at[jnp.where(border, place, size)].set(
-        jnp.arange(count, dtype=jnp.int32), mode="drop", unique_indices=True)
-    num_chunks = (place[-1] + CONTACT_CHUNK) // CONTACT_CHUNK
+    ids, num_chunks = compact(border, CONTACT_CHUNK)
     dummy = num_slots * num_slots
     window = (b + 1, b + 1)
 

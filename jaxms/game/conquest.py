@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxms.game.grid import NEIGHBOURS, hash_bits
+from jaxms.game.grid import NEIGHBOURS, compact, hash_bits
 from jaxms.game.rules import PlayerKind, Rules
 
 NUM_AGES = 16  # ticks on the frontier 0..15 (older counts as 15)
@@ -245,18 +245,7 @@ def block_list(active: jax.Array) -> tuple[jax.Array, jax.Array]:
     Returns (ids int32[chunks * chunk]: active ids first, then the empty block `rows * cols`; the number of
     chunks holding active ids).
     """
-    return _compact(active, chunk_blocks(active.shape[0]))
-
-
-def _compact(mask: jax.Array, group: int) -> tuple[jax.Array, jax.Array]:
-    """(int32[groups * group]: the indices where `mask` (bool[n]) is set, then n; number of groups used)."""
-    n = mask.shape[0]
-    size = -(-n // group) * group
-    # Each set index's place in the list: a prefix count (jnp.nonzero is several times slower on CPU).
-    place = jax.lax.associative_scan(jnp.add, mask.astype(jnp.int32)) - 1
-    ids = jnp.full(size, n, jnp.int32).at[jnp.where(mask, place, size)].set(
-        jnp.arange(n, dtype=jnp.int32), mode="drop", unique_indices=True)
-    return ids, (place[-1] + group) // group
+    return compact(active, chunk_blocks(active.shape[0]))
 
 
 def chunk_blocks(num_blocks: int) -> int:
@@ -626,7 +615,7 @@ def plan_takes(counts: jax.Array, budget: jax.Array, attack_troops: jax.Array, c
     num_pairs = counts.shape[0] * counts.shape[1]
     with_cover = counts.ndim == 4
     group = min(PLAN_PAIRS, num_pairs)
-    pairs, num_groups = _compact(budget.ravel() > 0, group)  # no budget, nothing taken
+    pairs, num_groups = compact(budget.ravel() > 0, group)  # no budget, nothing taken
     terrain = jnp.asarray(_priority_tables(rules)[1])
     rounding = jnp.ceil if final_round else jnp.floor
 

@@ -1,6 +1,7 @@
 """Grid helpers shared by the simulation (game/) and the env: 4-neighbour shifts and per-tile hash bits.
 
-Pure jnp functions over [H, W] grids, usable inside jit; no state and no knowledge of players or rules.
+Pure jnp functions over [H, W] grids (and the index compaction the block loops share), usable inside jit;
+no state and no knowledge of players or rules.
 """
 
 from __future__ import annotations
@@ -42,3 +43,14 @@ def hash_bits(seed: jax.Array, index: jax.Array) -> jax.Array:
     x = (x ^ (x >> 16)) * jnp.uint32(0x85EBCA6B)
     x = (x ^ (x >> 13)) * jnp.uint32(0xC2B2AE35)
     return x ^ (x >> 16)
+
+
+def compact(mask: jax.Array, group: int) -> tuple[jax.Array, jax.Array]:
+    """(int32[groups * group]: the indices where `mask` (bool[n]) is set, then n; number of groups used)."""
+    n = mask.shape[0]
+    size = -(-n // group) * group
+    # Each set index's place in the list: a prefix count (jnp.nonzero is several times slower on CPU).
+    place = jax.lax.associative_scan(jnp.add, mask.astype(jnp.int32)) - 1
+    ids = jnp.full(size, n, jnp.int32).at[jnp.where(mask, place, size)].set(
+        jnp.arange(n, dtype=jnp.int32), mode="drop", unique_indices=True)
+    return ids, (place[-1] + group) // group
