@@ -93,6 +93,7 @@ class Checkpointer:
         self.warn = warn
         self.restored_step: int | None = None  # the step the last restore / read_meta used
         self._pending: int | None = None  # the step of a save that may still be written in the background
+        self._failed_steps: set[int] = set()  # their temp folders are removed again once orbax has stopped
         self.read_only = read_only
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, enable_async_checkpointing=asynchronous and not read_only,
@@ -113,13 +114,17 @@ class Checkpointer:
     def _failed(self, step: int | None, error: BaseException) -> CheckpointError:
         """The error of a failed save, its temp folder removed (the earlier checkpoints stay)."""
         if step is not None:
-            for leftover in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
-                shutil.rmtree(leftover, ignore_errors=True)
+            self._failed_steps.add(step)
+            self._remove_leftovers(step)
         where = self.directory / str(step) if step is not None else self.directory
         kept = [s for s in self._steps() if s != step]
         last = (f"the last good checkpoint is {self.directory / str(kept[0])}" if kept
                 else "no checkpoint is kept")
         return CheckpointError(f"could not write checkpoint {where}: {_reason(error)} ({last})")
+
+    def _remove_leftovers(self, step: int) -> None:
+        for leftover in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+            shutil.rmtree(leftover, ignore_errors=True)
 
     def save(self, step: int, state: Any, meta: dict | None = None) -> None:
         """Save `state` (any pytree) and JSON `meta` as `step`; asynchronous unless disabled. Raises
@@ -219,6 +224,10 @@ class Checkpointer:
         finally:
             with contextlib.suppress(Exception):  # closing after a failed save must not raise again
                 self._manager.close()
+            # orbax's other writer threads may still have been writing into a failed save's temp folder
+            # when its error was reported; after close() they have stopped
+            for step in self._failed_steps:
+                self._remove_leftovers(step)
 
 
 def _meta_dict(meta: Any) -> dict:
