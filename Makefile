@@ -36,7 +36,7 @@ lint: $(INSTALLED)
 # halve it (cold cache on the 2-core EPYC: 14 min 38 s with 2 workers, 26.5 CPU-minutes in all).
 PYTEST_WORKERS ?= 2
 test: $(INSTALLED) lint
-	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS)
+	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
 # Every GPU measurement (env steps/s at 1024x1024 with 1/64/512 envs and at 128x128 with 4096 envs; whole
 # training multi- vs single-scale at 1024x1024) in under 8 minutes on one GPU; writes

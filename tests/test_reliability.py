@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import TINY_CLI
 
 from jaxms.checkpoint import Checkpointer, CheckpointError
 from jaxms.config import flags
@@ -33,10 +34,12 @@ from jaxms.maps.__main__ import main as maps_main
 from jaxms.train import config_from_args
 from jaxms.train import main as train_main
 
+# These tests and test_train.py's CLI test run on one xdist worker, one after another: the programs compile
+# once.
+pytestmark = pytest.mark.xdist_group("cli")
+
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--map", "plains_32", "--num-bots", "1", "--obs", "single", "--network-width", "0.125",
-        "--n-envs", "2", "--n-steps", "8", "--batch-size", "8", "--update-epochs", "1", "--max-steps", "5",
-        "--image-every", "0", "--checkpoint-every", "1"]
+TINY = TINY_CLI
 STEPS_PER_UPDATE = 16
 
 

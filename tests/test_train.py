@@ -7,6 +7,7 @@ import json
 import jax
 import numpy as np
 import pytest
+from conftest import TINY_CLI
 
 from jaxms.checkpoint import Checkpointer
 from jaxms.config import TrainConfig, resolve
@@ -18,6 +19,7 @@ def leaves(tree):
     return [np.asarray(to_data(x)) for x in jax.tree.leaves(tree)]
 
 
+@pytest.mark.xdist_group("tiny_run")
 def test_a_resumed_run_continues_bit_for_bit(tmp_path, tiny_run):
     """Two chunks of 2 updates straight, or the first, a checkpoint, a restore and the second: the same
     runner state and metrics bit for bit (the run is conftest's tiny_run, compiled once a session)."""
@@ -42,14 +44,10 @@ def test_a_resumed_run_continues_bit_for_bit(tmp_path, tiny_run):
         np.testing.assert_array_equal(a, b)
 
 
-# Small views (16x16, one frame) and a narrow network without attention blocks keep the compiles short.
-TINY_RUN = ["--map", "plains_32", "--num-bots", "1", "--obs", "single", "--global-size", "16",
-            "--frame-stack", "1", "--network-width", "0.125", "--attention", "false",
-            "--n-envs", "2", "--n-steps", "8", "--batch-size", "8", "--update-epochs", "1",
-            "--max-steps", "5", "--eval-every", "2", "--eval-games", "2", "--checkpoint-every", "1",
-            "--image-every", "0"]
+TINY_RUN = [*TINY_CLI, "--eval-every", "2", "--eval-games", "2"]
 
 
+@pytest.mark.xdist_group("cli")
 def test_the_cli_trains_checkpoints_resumes_and_evaluates(tmp_path, capsys):
     assert main([*TINY_RUN, "--total-timesteps", "32", "--output-dir", str(tmp_path), "--name", "tiny"]) == 0
     (run,) = (p for p in tmp_path.iterdir() if p.is_dir())
