@@ -18,6 +18,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxms.game.control import cond_any
 from jaxms.game.grid import compact
 from jaxms.game.loop import max_troops
 from jaxms.game.rules import Difficulty, PlayerKind, Rules
@@ -174,9 +175,10 @@ def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Ru
     later = deciding & state.ai_started
 
     # Who borders whom is read only on a tick where some bot decides (tribes decide every 40-80 ticks);
-    # with no decision the contacts are not read (under vmap both branches run, as before).
-    contacts = jax.lax.cond(deciding.any(), lambda: border_contacts(state.owner, arrays.land, num_slots),
-                            lambda: jnp.zeros((num_slots, num_slots), jnp.bool_))
+    # under vmap, only on a tick where some bot of some env decides.
+    contacts = cond_any(deciding.any(), lambda owner, land: border_contacts(owner, land, num_slots),
+                        lambda owner, land: jnp.zeros((num_slots, num_slots), jnp.bool_),
+                        state.owner, arrays.land)
     troops = state.troops
     cap = jnp.maximum(max_troops(state, rules), 1.0)
     ratio = troops / cap

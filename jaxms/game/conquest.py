@@ -450,8 +450,9 @@ def frontier_histogram(board: Board, active: jax.Array | None, live: jax.Array, 
         saved = jax.lax.dynamic_update_index_in_dim(saved, segment, jnp.minimum(step, SAVED_CHUNKS), 0)
         return *count(counts, tiles, segment), saved
 
-    counts, tiles, saved = jax.lax.fori_loop(
-        0, num_chunks, count_chunk, (counts, tiles, jnp.zeros((SAVED_CHUNKS + 1, chunk_tiles), jnp.int32)))
+    # Off the frontier until found: under vmap an env may have fewer chunks than the loop runs.
+    saved = jnp.full((SAVED_CHUNKS + 1, chunk_tiles), _off_frontier(board, num_slots), jnp.int32)
+    counts, tiles, saved = jax.lax.fori_loop(0, num_chunks, count_chunk, (counts, tiles, saved))
     return Frontier(counts.reshape(shape), tiles.reshape(live.shape), saved, live, seed, ids, num_chunks)
 
 

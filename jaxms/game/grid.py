@@ -9,6 +9,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxms.game.control import loop_bound
+
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # N, S, W, E: (dy, dx) of the 4-neighbours
 
 
@@ -46,11 +48,15 @@ def hash_bits(seed: jax.Array, index: jax.Array) -> jax.Array:
 
 
 def compact(mask: jax.Array, group: int) -> tuple[jax.Array, jax.Array]:
-    """(int32[groups * group]: the indices where `mask` (bool[n]) is set, then n; number of groups used)."""
+    """(int32[groups * group]: the indices where `mask` (bool[n]) is set, then n; number of groups used).
+
+    The number of groups is a loop bound (`control.loop_bound`): under vmap, the largest of the batch, so
+    a loop over the groups must take a group of only n's (past an env's own list) as nothing to do.
+    """
     n = mask.shape[0]
     size = -(-n // group) * group
     # Each set index's place in the list: a prefix count (jnp.nonzero is several times slower on CPU).
     place = jax.lax.associative_scan(jnp.add, mask.astype(jnp.int32)) - 1
     ids = jnp.full(size, n, jnp.int32).at[jnp.where(mask, place, size)].set(
         jnp.arange(n, dtype=jnp.int32), mode="drop", unique_indices=True)
-    return ids, (place[-1] + group) // group
+    return ids, loop_bound((place[-1] + group) // group)

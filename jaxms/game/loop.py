@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxms.game.conquest import frontier_histogram, pair_tile_values, plan_takes
+from jaxms.game.control import cond_any
 from jaxms.game.grid import NEIGHBOURS, shift
 from jaxms.game.rules import PlayerKind, Rules
 from jaxms.game.state import GameState, MapArrays
@@ -177,7 +178,7 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
     # of `_annihilate`'s `doomed`; with nobody doomed it changes nothing).
     doomed = ((taken_total.sum(axis=0) > 0) & (jnp.arange(num_slots) > 0) & state.alive
               & (state.tiles < rules.annihilation_tiles))
-    return jax.lax.cond(doomed.any(), lambda s: _annihilate(s, taken_total, rules), lambda s: s, state)
+    return cond_any(doomed.any(), lambda s, t: _annihilate(s, t, rules), lambda s, t: s, state, taken_total)
 
 
 def _annihilate(state: GameState, taken: jax.Array, rules: Rules) -> GameState:
@@ -219,8 +220,8 @@ def no_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Rules) -
 def tick(state: GameState, arrays: MapArrays, rules: Rules = Rules(), bots: Policy = no_bots) -> GameState:
     """Advance the game by one tick. `bots(state, arrays, key, rules)` may add orders for the bot players."""
     key, conquest_key, bots_key = jax.random.split(state.key, 3)
-    state = jax.lax.cond(state.tick % rules.win_check_interval == 0,
-                         lambda s: check_win(s, arrays, rules), lambda s: s, state)
+    state = cond_any(state.tick % rules.win_check_interval == 0,
+                     lambda s, a: check_win(s, a, rules), lambda s, a: s, state, arrays)
     state = state.replace(alive=state.alive & (state.tiles > 0))
     state = grow(state, rules)
     state = bots(state, arrays, bots_key, rules)
