@@ -55,7 +55,7 @@ NUM_DRAWS = 7  # U{10..16}
 NUM_BINS = NUM_AGES * NUM_K * NUM_TERRAIN * NUM_DRAWS  # 1344
 BLOCK = 8  # conquest works on BLOCK x BLOCK blocks of the map, skipping those with no frontier
 CHUNK_TILES = 1 << 15  # window tiles per step of the loops over active blocks
-PLAN_PAIRS = 32  # (attacker, target) pairs per step of the loop that plans the takes
+PLAN_PAIRS = 8  # (attacker, target) pairs per step of the loop that plans the takes
 SAVED_CHUNKS = 4  # chunks whose frontier is kept from counting to taking (later ones are found again)
 
 
