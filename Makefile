@@ -33,10 +33,11 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 
 # Two pytest workers (pytest-xdist): most of the suite is single-threaded XLA compilation, so two cores
-# halve it (cold cache on the 2-core EPYC: 14 min 38 s with 2 workers, 26.5 CPU-minutes in all).
+# halve it. A test file runs on one worker (--dist loadfile), so its module fixtures (a trained run) are
+# made once and its later compiles hit JAX's persistent cache.
 PYTEST_WORKERS ?= 2
 test: $(INSTALLED) lint
-	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
+	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 # Every GPU measurement (env steps/s at 1024x1024 with 1/64/512 envs and at 128x128 with 4096 envs; whole
 # training multi- vs single-scale at 1024x1024) in under 8 minutes on one GPU; writes

@@ -58,8 +58,6 @@ def play_games(env, params, policy: Policy, num_games: int, key: jax.Array, max_
     host callback; keep it cheap, e.g. print now and then).
     """
     max_steps = int(params.max_steps) if max_steps is None else max_steps
-    reset_key, play_key = jax.random.split(key)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_games), params)
     step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
     zeros = jnp.zeros(num_games)
     record = {"won": zeros.astype(bool), "land_share": zeros, "rank": zeros, "steps": zeros.astype(jnp.int32),
@@ -90,10 +88,12 @@ def play_games(env, params, policy: Policy, num_games: int, key: jax.Array, max_
         return ~carry[3]["finished"].all() & (carry[4] < max_steps)
 
     @jax.jit
-    def run(obs, state, key):
-        return jax.lax.while_loop(running, body, (obs, state, key, record, jnp.int32(0)))[3]
+    def run(key):  # the reset inside the one compiled program (run op by op it took seconds)
+        reset_key, play_key = jax.random.split(key)
+        obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_games), params)
+        return jax.lax.while_loop(running, body, (obs, state, play_key, record, jnp.int32(0)))[3]
 
-    results = run(obs, state, play_key)
+    results = run(key)
     return {name: np.asarray(value) for name, value in results.items() if name != "finished"}
 
 

@@ -33,16 +33,16 @@ def openfront_maps_dir() -> Path:
 
 
 # The command-line runs of test_train.py and test_reliability.py: one set of programs, so that JAX's
-# persistent compilation cache serves every later run (and subprocess) of the "cli" xdist group, which runs
-# on one worker in order. Small views (16x16, one frame) and a narrow network without attention blocks.
+# persistent compilation cache serves every later run (and subprocess). Small views (16x16, one frame) and a
+# narrow network without attention blocks.
 TINY_CLI = ["--map", "plains_32", "--num-bots", "1", "--obs", "single", "--global-size", "16",
             "--frame-stack", "1", "--network-width", "0.125", "--attention", "false",
             "--n-envs", "2", "--n-steps", "8", "--batch-size", "8", "--update-epochs", "1",
             "--max-steps", "5", "--checkpoint-every", "1", "--image-every", "0"]
 
 
-# One tiny PPO run shared by test_ppo.py and test_train.py (the "tiny_run" xdist group, on one worker),
-# so its jitted `train_chunk` compiles once a session: plains_32, one tribe, 6-step episodes, the minimal
+# One tiny PPO run shared by test_ppo.py and test_train.py, so its jitted `train_chunk` compiles once a
+# session (per xdist worker): plains_32, one tribe, 6-step episodes, the minimal
 # observer at 16x16 (compiling the real views and a network on them took minutes on a 2-core CPU) and an
 # eighth-width single-view network.
 TINY_PPO = {"num_envs": 2, "n_steps": 8, "batch_size": 8, "update_epochs": 2, "total_timesteps": 2 * 8 * 4,

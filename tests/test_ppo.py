@@ -89,7 +89,6 @@ def test_bad_configurations_say_what_is_accepted():
         make_optimizer(PPOConfig(num_envs=2, batch_size=8))
 
 
-@pytest.mark.xdist_group("tiny_run")  # conftest's tiny_run compiles once
 def test_one_update_lowers_the_loss_on_a_fixed_batch(tiny_run):
     env, network, _ = tiny_run
     keys = jax.random.split(jax.random.key(0), 8)
@@ -113,7 +112,6 @@ def test_one_update_lowers_the_loss_on_a_fixed_batch(tiny_run):
     assert float(after) < float(before)
 
 
-@pytest.mark.xdist_group("tiny_run")  # conftest's tiny_run compiles once
 def test_same_seed_same_training_and_metrics_are_reported(tiny_run):
     _, _, trainer = tiny_run
     first = trainer.train_chunk(trainer.init(jax.random.key(3)))

@@ -3,7 +3,8 @@ folder evaluable, damaged checkpoints, signals and kill -9 of a real `python -m 
 
 One tiny run (plains_32, single view, an eighth-width network, 2 envs x 8 steps) is trained once for the
 module by a subprocess; the tests copy it before changing anything. Its programs are the same as
-test_train.py's CLI test, so JAX's persistent compilation cache (tests/conftest.py) serves them.
+test_train.py's CLI test (conftest.TINY_CLI), so JAX's persistent compilation cache serves the later runs
+(`make test` runs a test file on one worker: --dist loadfile).
 """
 
 from __future__ import annotations
@@ -33,10 +34,6 @@ from jaxms.evaluate import main as evaluate_main
 from jaxms.maps.__main__ import main as maps_main
 from jaxms.train import config_from_args
 from jaxms.train import main as train_main
-
-# These tests and test_train.py's CLI test run on one xdist worker, one after another: the programs compile
-# once.
-pytestmark = pytest.mark.xdist_group("cli")
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = TINY_CLI

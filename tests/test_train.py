@@ -19,7 +19,6 @@ def leaves(tree):
     return [np.asarray(to_data(x)) for x in jax.tree.leaves(tree)]
 
 
-@pytest.mark.xdist_group("tiny_run")
 def test_a_resumed_run_continues_bit_for_bit(tmp_path, tiny_run):
     """Two chunks of 2 updates straight, or the first, a checkpoint, a restore and the second: the same
     runner state and metrics bit for bit (the run is conftest's tiny_run, compiled once a session)."""
@@ -47,7 +46,6 @@ def test_a_resumed_run_continues_bit_for_bit(tmp_path, tiny_run):
 TINY_RUN = [*TINY_CLI, "--eval-every", "2", "--eval-games", "2"]
 
 
-@pytest.mark.xdist_group("cli")
 def test_the_cli_trains_checkpoints_resumes_and_evaluates(tmp_path, capsys):
     assert main([*TINY_RUN, "--total-timesteps", "32", "--output-dir", str(tmp_path), "--name", "tiny"]) == 0
     (run,) = (p for p in tmp_path.iterdir() if p.is_dir())
