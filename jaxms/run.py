@@ -168,8 +168,9 @@ def load_run(path: str | Path, map_override: str | None = None, report=None):
         if not isinstance(state, dict) or "params" not in state:
             raise CheckpointError(f"{where} holds no network parameters")
         env, network, _, _ = build_run(config)
-        obs, _ = env.reset(jax.random.key(0), env.default_params)
-        template = network.init(jax.random.key(0), obs)
+        # Shapes only (traced, not run: an eager reset compiles hundreds of one-op programs).
+        obs, _ = jax.eval_shape(env.reset, jax.random.key(0), env.default_params)
+        template = jax.eval_shape(network.init, jax.random.key(0), obs)
         params = _as_template(state["params"], template, where)
         bad = nonfinite(params)
         if bad:

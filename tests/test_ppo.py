@@ -1,5 +1,6 @@
 """PPO: GAE against a plain loop, the loss against a hand computation, an update that lowers the loss,
-configuration errors, determinism of whole training chunks, and a learning smoke test."""
+configuration errors, determinism of whole training chunks, a bit-exact resume from a checkpoint, and a
+learning smoke test."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from minimal_observer import MinimalObserver
 
+from jaxms.checkpoint import Checkpointer
 from jaxms.env import make_env
 from jaxms.ppo import PPOConfig, compute_gae, entropy, log_prob, make_optimizer, make_train, ppo_loss
 
@@ -161,3 +163,32 @@ def test_learning_smoke_a_timed_game_on_a_small_map():
         shares.append(np.nansum(np.asarray(metrics["episode_land_share"]) * done) / max(done.sum(), 1))
     assert len(shares) == 10 and shares[0] < 0.3, shares
     assert np.mean(shares[-2:]) > shares[0] + 0.25, shares
+
+
+def leaves(tree):
+    to_data = lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x  # noqa: E731
+    return [np.asarray(to_data(x)) for x in jax.tree.leaves(tree)]
+
+
+def test_a_resumed_run_continues_bit_for_bit(tmp_path, tiny_run):
+    """Two chunks of 2 updates straight, or the first, a checkpoint, a restore and the second: the same
+    runner state and metrics bit for bit (the run is conftest's tiny_run, compiled once a session)."""
+    _, _, trainer = tiny_run
+    straight = trainer.init(jax.random.key(5))
+    straight, _ = trainer.train_chunk(straight)
+    straight, metrics_straight = trainer.train_chunk(straight)
+
+    interrupted = trainer.init(jax.random.key(5))
+    interrupted, _ = trainer.train_chunk(interrupted)
+    checkpoints = Checkpointer(tmp_path / "checkpoints", keep=2)
+    checkpoints.save(1, interrupted, {"note": "half way"})
+    checkpoints.close()
+    del interrupted
+    template = trainer.init(jax.random.key(99))  # another seed: everything must come from the checkpoint
+    restored, meta = Checkpointer(tmp_path / "checkpoints").restore(template)
+    assert meta == {"note": "half way"} and int(restored.update) == 2
+    resumed, metrics_resumed = trainer.train_chunk(restored)
+    for a, b in zip(leaves(metrics_straight), leaves(metrics_resumed), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(leaves(straight), leaves(resumed), strict=True):
+        np.testing.assert_array_equal(a, b)

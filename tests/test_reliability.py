@@ -112,6 +112,30 @@ def copy_run(run: Path, tmp_path: Path, without: tuple[str, ...] = ()) -> Path:
     return copy
 
 
+def test_the_cli_trains_checkpoints_resumes_and_evaluates(tmp_path, capsys):
+    """In process (its programs are the subprocess runs' ones: the first compile serves the others)."""
+    assert train_main([*TINY_CLI, "--eval-every", "2", "--eval-games", "2", "--total-timesteps", "32",
+                       "--output-dir", str(tmp_path), "--name", "tiny"]) == 0
+    (run,) = (p for p in tmp_path.iterdir() if p.is_dir())
+    assert run.name.startswith("tiny_")
+    assert (tmp_path / "LATEST").read_text().strip() == str(run)
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["ppo"]["num_envs"] == 2 and saved["env"]["obs"]["mode"] == "single"
+    assert saved["network"]["obs"] == "single" and saved["network"]["width"] == 0.125
+    assert saved["env"]["obs"]["global_size"] == 16 and saved["network"]["attention"] is False
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["1", "2"]
+    assert [p.name for p in (run / "final").iterdir()] == ["2"] and any((run / "best").iterdir())
+    assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
+    # Continue the same run to 48 steps: it picks up at update 2 and writes into the same folder.
+    assert train_main(["--continue-from", str(run), "--total-timesteps", "48"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "3"
+
+    assert evaluate_main([str(run), "--games", "2", "--baselines", "wait"]) == 0
+    results = json.loads((run / "evaluation.json").read_text())["results"]
+    assert set(results) == {"agent", "wait"} and 0.0 <= results["agent"]["win_rate"] <= 1.0
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Bad input: one line, exit code 2, no traceback
 # ---------------------------------------------------------------------------------------------------------

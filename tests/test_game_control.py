@@ -1,0 +1,56 @@
+"""cond_any and loop_bound (jaxms.game.control): the same results as lax.cond / a per-env loop, and under vmap
+a conditional that stays a conditional."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxms.game.control import cond_any, loop_bound
+
+
+def _costly(x, y):
+    return jnp.sin(x) * y + 1.0
+
+
+def _cheap(x, y):
+    return x
+
+
+def _primitives(closed) -> set[str]:
+    """The primitives of a closed jaxpr's top-level equations."""
+    return {equation.primitive.name for equation in closed.jaxpr.eqns}
+
+
+def test_cond_any_gives_each_env_its_own_branch():
+    x = jnp.arange(6, dtype=jnp.float32)
+    y = jnp.float32(2.0)  # not batched: broadcast inside
+    pred = jnp.array([True, False, False, True, False, False])
+    batched = jax.jit(jax.vmap(lambda p, a: cond_any(p, _costly, _cheap, a, y)))(pred, x)
+    expected = [jax.lax.cond(p, _costly, _cheap, a, y) for p, a in zip(pred, x, strict=True)]
+    np.testing.assert_array_equal(batched, np.array(expected))
+    none = jax.jit(jax.vmap(lambda p, a: cond_any(p, _costly, _cheap, a, y)))(jnp.zeros(6, bool), x)
+    np.testing.assert_array_equal(none, x)
+    # Unbatched it is lax.cond.
+    assert float(cond_any(jnp.bool_(True), _costly, _cheap, x[1], y)) == float(_costly(x[1], y))
+
+
+def test_under_vmap_cond_any_stays_a_conditional_where_lax_cond_becomes_a_select():
+    x, pred = jnp.arange(4, dtype=jnp.float32), jnp.array([True, False, True, False])
+    ours = jax.make_jaxpr(jax.vmap(lambda p, a: cond_any(p, _costly, _cheap, a, a)))(pred, x)
+    plain = jax.make_jaxpr(jax.vmap(lambda p, a: jax.lax.cond(p, _costly, _cheap, a, a)))(pred, x)
+    assert "cond" in _primitives(ours)
+    assert "cond" not in _primitives(plain)
+
+
+def test_loop_bound_is_the_batch_maximum_and_extra_steps_may_be_no_ops():
+    counts = jnp.array([0, 3, 1, 5], jnp.int32)
+
+    def total(count):
+        # Steps past an env's own count add nothing: the loop runs to the batch's bound.
+        return jax.lax.fori_loop(0, loop_bound(count), lambda i, s: s + jnp.where(i < count, i + 1, 0), 0)
+
+    np.testing.assert_array_equal(jax.jit(jax.vmap(total))(counts), [0, 6, 1, 15])
+    assert int(jax.jit(jax.vmap(lambda c: loop_bound(c) + 0 * c))(counts).max()) == 5
+    assert int(loop_bound(jnp.int32(7))) == 7
