@@ -37,6 +37,16 @@ def cond_any(pred: jax.Array, true_fn: Callable[..., Any], false_fn: Callable[..
 
         operands = jax.tree.map(batch, tuple(operands), tuple(operands_batched))
 
+        if _one_env_at_a_time():
+            # On a CPU the batch's envs run one after another anyway: each env takes its own branch, so the
+            # costly one runs only for the envs that need it (on a GPU, one batched branch for all).
+            def one(args):
+                p, xs = args
+                return jax.lax.cond(p, true_fn, false_fn, *xs)
+
+            out = jax.lax.map(one, (pred, operands))
+            return out, jax.tree.map(lambda _: True, out)
+
         def both(*xs):
             taken, skipped = jax.vmap(true_fn)(*xs), jax.vmap(false_fn)(*xs)
             return jax.tree.map(lambda t, s: jnp.where(pred.reshape(-1, *([1] * (t.ndim - 1))), t, s),
@@ -46,6 +56,11 @@ def cond_any(pred: jax.Array, true_fn: Callable[..., Any], false_fn: Callable[..
         return out, jax.tree.map(lambda _: True, out)
 
     return branch(pred, *operands)
+
+
+def _one_env_at_a_time() -> bool:
+    """Whether `cond_any` under vmap runs each env's conditional in turn (CPU) or one for the batch."""
+    return jax.default_backend() == "cpu"
 
 
 @jax.custom_batching.custom_vmap
