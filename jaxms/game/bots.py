@@ -175,7 +175,7 @@ def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Ru
     later = deciding & state.ai_started
 
     # Who borders whom is read only on a tick where some bot decides (tribes decide every 40-80 ticks);
-    # under vmap, only on a tick where some bot of some env decides.
+    # under vmap, only for the envs (a GPU: the batch) where some bot decides (game/control.py).
     contacts = cond_any(deciding.any(), lambda owner, land: border_contacts(owner, land, num_slots),
                         lambda owner, land: jnp.zeros((num_slots, num_slots), jnp.bool_),
                         state.owner, arrays.land)

@@ -2,8 +2,8 @@
 
 `jax.lax.cond` with a batched predicate becomes a select: both branches run for every env on every call.
 For work that is rarely needed (a bot decision, an annihilation) that is the whole cost of the work on
-every tick. `cond_any` keeps the skip: under vmap it runs the expensive branch, for the whole batch, only
-when some env's predicate holds, and each env still takes its own branch's result.
+every tick. `cond_any` keeps the skip: under vmap the expensive branch runs only when some env's predicate
+holds (on a CPU only for those envs, on a GPU batched for all), and each env takes its own branch's result.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ def cond_any(pred: jax.Array, true_fn: Callable[..., Any], false_fn: Callable[..
     """`jax.lax.cond(pred, true_fn, false_fn, *operands)`, also under vmap (per-env results as cond's).
 
     `false_fn` should be the cheap branch: under vmap it runs on every call, `true_fn` only when some
-    env's `pred` is True. The branches must read what they need from `operands`, not from batched values
-    they close over (closed-over values must be the same for every env).
+    env's `pred` is True (for that env on a CPU, for the batch on a GPU). The branches must read what they
+    need from `operands`, not from batched values they close over (closed-over values must be the same for
+    every env).
     """
 
     @jax.custom_batching.custom_vmap
@@ -32,27 +33,28 @@ def cond_any(pred: jax.Array, true_fn: Callable[..., Any], false_fn: Callable[..
     def _batched(axis_size, in_batched, pred, *operands):
         pred_batched, *operands_batched = in_batched
         pred = pred if pred_batched else jnp.broadcast_to(pred, (axis_size,))
-        def batch(x, batched):
-            return x if batched else jnp.broadcast_to(x, (axis_size, *x.shape))
-
-        operands = jax.tree.map(batch, tuple(operands), tuple(operands_batched))
+        # Operands the same for every env stay unbatched (no copy per env of, say, a map's arrays).
+        axes = tuple(jax.tree.map(lambda batched: 0 if batched else None, b) for b in operands_batched)
+        skipped = jax.vmap(false_fn, in_axes=axes, axis_size=axis_size)
 
         if _one_env_at_a_time():
             # On a CPU the batch's envs run one after another anyway: each env takes its own branch, so the
-            # costly one runs only for the envs that need it (on a GPU, one batched branch for all).
-            def one(args):
-                p, xs = args
-                return jax.lax.cond(p, true_fn, false_fn, *xs)
+            # costly one runs only for the envs that need it.
+            def taken(*xs):
+                def one(i):
+                    mine = jax.tree.map(lambda x, batched: x[i] if batched else x, xs,
+                                        tuple(operands_batched))
+                    return jax.lax.cond(pred[i], true_fn, false_fn, *mine)
 
-            out = jax.lax.map(one, (pred, operands))
-            return out, jax.tree.map(lambda _: True, out)
+                return jax.lax.map(one, jnp.arange(axis_size))
+        else:
+            # On a GPU one batched branch for all, each env keeping its own branch's result.
+            def taken(*xs):
+                return jax.tree.map(lambda t, s: jnp.where(pred.reshape(-1, *([1] * (t.ndim - 1))), t, s),
+                                    jax.vmap(true_fn, in_axes=axes, axis_size=axis_size)(*xs), skipped(*xs))
 
-        def both(*xs):
-            taken, skipped = jax.vmap(true_fn)(*xs), jax.vmap(false_fn)(*xs)
-            return jax.tree.map(lambda t, s: jnp.where(pred.reshape(-1, *([1] * (t.ndim - 1))), t, s),
-                                taken, skipped)
-
-        out = jax.lax.cond(jnp.any(pred), both, jax.vmap(false_fn), *operands)
+        # With no env needing the costly branch (most calls) only the cheap one runs, copying nothing.
+        out = jax.lax.cond(jnp.any(pred), taken, skipped, *operands)
         return out, jax.tree.map(lambda _: True, out)
 
     return branch(pred, *operands)
