@@ -23,7 +23,7 @@ def entropy(logits: jax.Array) -> jax.Array:
 def ppo_loss(logits: jax.Array, values: jax.Array, actions: jax.Array, old_log_probs: jax.Array,
              old_values: jax.Array, advantages: jax.Array, returns: jax.Array, *, clip_eps: float,
              vf_coef: float, ent_coef: float, clip_value: bool = False, normalize_advantages: bool = True,
-             value_loss: str = "squared") -> tuple[jax.Array, dict[str, jax.Array]]:
+             value_loss: str = "squared", mean=None) -> tuple[jax.Array, dict[str, jax.Array]]:
     """(total loss, metrics) of a minibatch of B transitions.
 
     loss = policy_gradient_loss + vf_coef * value_loss + ent_coef * entropy_loss, with
@@ -32,12 +32,20 @@ def ppo_loss(logits: jax.Array, values: jax.Array, actions: jax.Array, old_log_p
     Stable-Baselines3's) or, with value_loss="max_clipped", 0.5 * mean(max((R - V)^2, (R - V_clipped)^2))
     with V_clipped = V_old + clip(V - V_old, -eps, eps) (PureJaxRL's and CleanRL's), and
     entropy_loss = -mean(entropy).
+
+    `mean(x)`: the mean of a scalar over the whole minibatch when this call sees one shard of it (the
+    data-parallel trainer passes `lax.pmean` over its mesh axis); the advantages are then normalised with
+    the whole minibatch's mean and standard deviation, and the returned loss is this shard's part.
     """
     new_log_probs = log_prob(logits, actions)
     log_ratio = new_log_probs - old_log_probs
     ratio = jnp.exp(log_ratio)
-    if normalize_advantages:
+    if normalize_advantages and mean is None:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    elif normalize_advantages:
+        center = mean(advantages.mean())
+        spread = jnp.sqrt(mean(jnp.mean((advantages - center) ** 2)))
+        advantages = (advantages - center) / (spread + 1e-8)
     surrogate = jnp.minimum(ratio * advantages, jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages)
     policy_loss = -surrogate.mean()
     values = values.astype(jnp.float32)
@@ -63,7 +71,14 @@ def ppo_loss(logits: jax.Array, values: jax.Array, actions: jax.Array, old_log_p
     return loss, metrics
 
 
-def explained_variance(predictions: jax.Array, targets: jax.Array) -> jax.Array:
-    """1 - Var(targets - predictions) / Var(targets) (NaN-free: 0 when targets are constant)."""
-    variance = jnp.var(targets)
-    return jnp.where(variance > 0, 1.0 - jnp.var(targets - predictions) / jnp.maximum(variance, 1e-12), 0.0)
+def explained_variance(predictions: jax.Array, targets: jax.Array, mean=None) -> jax.Array:
+    """1 - Var(targets - predictions) / Var(targets) (NaN-free: 0 when targets are constant). `mean(x)`: a
+    scalar's mean over all shards when this call sees one (see `ppo_loss`)."""
+    if mean is None:
+        var = jnp.var
+    else:
+        def var(x):
+            center = mean(x.mean())
+            return mean(jnp.mean((x - center) ** 2))
+    variance = var(targets)
+    return jnp.where(variance > 0, 1.0 - var(targets - predictions) / jnp.maximum(variance, 1e-12), 0.0)

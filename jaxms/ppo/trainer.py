@@ -27,6 +27,12 @@ Networks: `init(key, obs) -> params` and `apply(params, obs)` returning `(logits
 
 Memory: the rollout buffer holds each transition's observation once (no copy of the whole buffer per epoch:
 minibatches gather their own rows by a random permutation of the flattened [T * N] index).
+
+Several devices: `jaxms.ppo.parallel.make_parallel_train` runs the same functions on each shard of the env
+axis (`make_train(..., shard=Shard("data", n))` gives them unjitted, for `jax.shard_map`): each shard steps
+its N / n envs with the keys those envs have in the whole batch, sums and averages (gradients, metrics) go
+over the mesh axis, and each minibatch takes n_steps / minibatches steps of every env (chosen per env, so
+no shard needs another's rollout), which makes the result the same for any device count.
 """
 
 from __future__ import annotations
@@ -104,6 +110,15 @@ class Trainer:
     learn: Any
 
 
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """The program runs on one of `count` shards of the env axis, the mesh axis `axis` (inside
+    `jax.shard_map`): it holds N / count envs, and sums and means over envs span the axis."""
+
+    axis: str
+    count: int
+
+
 def _learning_rate(config: PPOConfig, update: jax.Array) -> jax.Array:
     if config.lr_schedule == "linear":
         return config.learning_rate * (1.0 - update.astype(jnp.float32) / config.num_updates)
@@ -145,36 +160,66 @@ def _probe_step(batched_reset, batched_step, num_envs: int, env_params) -> tuple
     return len(out), out[-1]
 
 
-def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
+def make_train(config: PPOConfig, env, env_params, network, shard: Shard | None = None) -> Trainer:
     """Build the jitted `init` and `train_chunk` of a PPO run on `env` with `network` (see the module doc
-    for the environments and networks accepted)."""
+    for the environments and networks accepted).
+
+    With `shard` (see `jaxms.ppo.parallel`, which is how to use it), `init(key)` and `train_chunk(runner)`
+    are the unjitted functions of one shard, to run inside `jax.shard_map` over `shard.axis`; the runner
+    state then holds this shard's envs only, everything else is the same on every shard."""
     optimizer = make_optimizer(config)
     num_envs, num_steps = config.num_envs, config.n_steps
+    local_envs = num_envs // (shard.count if shard else 1)  # the envs this program steps
+    local_rollout = num_steps * local_envs
     batched_reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
     batched_step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
-    step_values, probe_info = _probe_step(batched_reset, batched_step, num_envs, env_params)
+    step_values, probe_info = _probe_step(batched_reset, batched_step, local_envs, env_params)
     record_episodes = "returned_episode_returns" not in probe_info
 
-    reset_envs = jax.jit(lambda key: batched_reset(jax.random.split(key, num_envs), env_params))
+    # Over the mesh axis when sharded: sums and means over all envs, each env's own key of the whole batch.
+    total = (lambda x: jax.lax.psum(x, shard.axis)) if shard else (lambda x: x)
+    average = (lambda x: jax.lax.pmean(x, shard.axis)) if shard else (lambda x: x)
+
+    def env_keys(key: jax.Array) -> jax.Array:
+        """[local_envs] keys: env i gets key i of split(key, N), whatever the device count."""
+        keys = jax.random.split(key, num_envs)
+        if shard is None:
+            return keys
+        return jax.lax.dynamic_slice_in_dim(keys, jax.lax.axis_index(shard.axis) * local_envs, local_envs)
+
+    def sample_actions(key: jax.Array, logits: jax.Array) -> jax.Array:
+        if shard is None:
+            return jax.random.categorical(key, logits)
+        return jax.vmap(jax.random.categorical)(env_keys(key), logits)  # one key per env: shard-invariant
+
+    def fresh_runner(key: jax.Array, reset) -> RunnerState:
+        key, net_key, reset_key = jax.random.split(key, 3)
+        obs, env_state = reset(env_keys(reset_key))
+        params = network.init(net_key, obs)
+        if record_episodes:
+            env_state = EpisodeRecord(env_state=env_state, episode_return=jnp.zeros(local_envs, jnp.float32),
+                                      episode_length=jnp.zeros(local_envs, jnp.int32))
+        init_opt = optimizer.init if shard else jax.jit(optimizer.init)
+        return RunnerState(params=params, opt_state=init_opt(params), env_state=env_state,
+                           obs=obs, key=key, update=jnp.int32(0), env_steps=jnp.int32(0))
+
+    reset_envs = jax.jit(lambda keys: batched_reset(keys, env_params))
 
     def init(key: jax.Array) -> RunnerState:
         """A fresh run: envs reset and network initialised from `key` (host code calling jitted parts,
         so the network's own `init` may be jitted however it likes)."""
-        key, net_key, reset_key = jax.random.split(key, 3)
-        obs, env_state = reset_envs(reset_key)
-        params = network.init(net_key, obs)
-        if record_episodes:
-            env_state = EpisodeRecord(env_state=env_state, episode_return=jnp.zeros(num_envs, jnp.float32),
-                                      episode_length=jnp.zeros(num_envs, jnp.int32))
-        return RunnerState(params=params, opt_state=jax.jit(optimizer.init)(params), env_state=env_state,
-                           obs=obs, key=key, update=jnp.int32(0), env_steps=jnp.int32(0))
+        return fresh_runner(key, reset_envs)
+
+    def init_shard(key: jax.Array) -> RunnerState:
+        """`init` traced on one shard (inside shard_map): the same parameters on every shard."""
+        return fresh_runner(key, lambda keys: batched_reset(keys, env_params))
 
     def env_step(runner: RunnerState, _):
         key, action_key, step_key = jax.random.split(runner.key, 3)
         logits, value, aux = _forward(network, runner.params, runner.obs)
-        action = jax.random.categorical(action_key, logits).astype(jnp.int32)
+        action = sample_actions(action_key, logits).astype(jnp.int32)
         record = runner.env_state if record_episodes else None
-        out = batched_step(jax.random.split(step_key, num_envs), record.env_state if record_episodes
+        out = batched_step(env_keys(step_key), record.env_state if record_episodes
                            else runner.env_state, action, env_params)
         if step_values == 6:
             obs, env_state, reward, terminated, truncated, info = out
@@ -216,20 +261,33 @@ def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
             return ppo_loss(logits, values, minibatch["action"], minibatch["log_prob"], minibatch["value"],
                             minibatch["advantage"], minibatch["return"], clip_eps=config.clip_eps,
                             vf_coef=config.vf_coef, ent_coef=config.ent_coef, clip_value=config.clip_value,
-                            normalize_advantages=config.normalize_advantages, value_loss=config.value_loss)
+                            normalize_advantages=config.normalize_advantages, value_loss=config.value_loss,
+                            mean=average if shard else None)
 
         grads, metrics = jax.grad(loss_fn, has_aux=True)(params)
+        # Each shard's loss is the mean over its equal share of the minibatch: their mean is the whole's.
+        grads, metrics = average(grads), average(metrics)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         metrics["grad_norm"] = optax.tree.norm(grads)
         return (params, opt_state), metrics
 
+    def minibatch_order(epoch_key: jax.Array) -> jax.Array:
+        """int32[minibatches, local batch]: rows of the flat [T * local_envs] batch, one minibatch a row."""
+        if shard is None:  # a permutation of the whole rollout
+            order = jax.random.permutation(epoch_key, config.rollout_size)
+            return order.reshape(config.minibatches, config.batch_size)
+        # Each env's T steps in its own random order (its key of the whole batch); minibatch m takes the
+        # m-th T / minibatches of them from every env, so the minibatches are the same for any device count.
+        steps = jax.vmap(lambda k: jax.random.permutation(k, num_steps))(env_keys(epoch_key))  # [n, T]
+        rows = steps * local_envs + jnp.arange(local_envs)[:, None]  # row of (step t, env j) in [T * n]
+        rows = rows.reshape(local_envs, config.minibatches, num_steps // config.minibatches)
+        return rows.transpose(1, 0, 2).reshape(config.minibatches, -1)
+
     def learn(params, opt_state, batch, key):
         # The batch is closed over, not carried, so the loops never copy it.
         def update_epoch(carry, epoch_key):
-            order = jax.random.permutation(epoch_key, config.rollout_size)
-            minibatches = order.reshape(config.minibatches, config.batch_size)
-            return jax.lax.scan(partial(update_minibatch, batch=batch), carry, minibatches)
+            return jax.lax.scan(partial(update_minibatch, batch=batch), carry, minibatch_order(epoch_key))
 
         (params, opt_state), losses = jax.lax.scan(update_epoch, (params, opt_state),
                                                    jax.random.split(key, config.update_epochs))
@@ -241,16 +299,20 @@ def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
         advantages, returns = compute_gae(rollout.reward, rollout.value, rollout.terminated,
                                           rollout.truncated, rollout.final_value, last_value,
                                           config.gamma, config.gae_lambda)
-        flat = lambda x: x.reshape((config.rollout_size, *x.shape[2:]))  # noqa: E731 ([T, N] -> [T * N])
+        flat = lambda x: x.reshape((local_rollout, *x.shape[2:]))  # noqa: E731 ([T, N] -> [T * N])
         batch = {"obs": jax.tree.map(flat, rollout.obs), "action": flat(rollout.action),
                  "log_prob": flat(rollout.log_prob), "value": flat(rollout.value),
                  "advantage": flat(advantages), "return": flat(returns)}
         key, epoch_key = jax.random.split(runner.key)
         params, opt_state, losses = learn(runner.params, runner.opt_state, batch, epoch_key)
         metrics = {name: value.mean() for name, value in losses.items()}
-        metrics["explained_variance"] = explained_variance(rollout.value.ravel(), returns.ravel())
+        metrics["explained_variance"] = explained_variance(rollout.value.ravel(), returns.ravel(),
+                                                           mean=average if shard else None)
         metrics["learning_rate"] = _learning_rate(config, runner.update)
-        metrics["reward_mean"] = rollout.reward.mean()
+        metrics["reward_mean"] = average(rollout.reward.mean())
+        if shard:  # per-step sums over this shard's envs -> over all envs
+            step_metrics = {name: average(value) if name == "scale_attention" else total(value)
+                            for name, value in step_metrics.items()}
         metrics.update(_reduce_step_metrics(step_metrics))
         runner = runner.replace(params=params, opt_state=opt_state, key=key, update=runner.update + 1)
         metrics["env_steps"] = runner.env_steps
@@ -259,6 +321,9 @@ def make_train(config: PPOConfig, env, env_params, network) -> Trainer:
     def train_chunk(runner: RunnerState):
         return jax.lax.scan(one_update, runner, None, length=config.updates_per_chunk)
 
+    if shard is not None:
+        return Trainer(config=config, init=init_shard, train_chunk=train_chunk, optimizer=optimizer,
+                       learn=learn)
     return Trainer(config=config, init=init, train_chunk=jax.jit(train_chunk, donate_argnums=0),
                    optimizer=optimizer, learn=learn)
 
