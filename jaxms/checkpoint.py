@@ -102,7 +102,9 @@ class Checkpointer:
             logger = logging.getLogger(name)
             if not any(isinstance(f, _QuietOrbax) for f in logger.filters):
                 logger.addFilter(_QuietOrbax())
-        if not read_only:  # an interrupted save's leftovers are not steps: removed before writing again
+        # An interrupted save's leftovers are not steps: removed before writing again (by process 0 alone in
+        # a multi-process run, where every process writes its own parts of each checkpoint).
+        if not read_only and jax.process_index() == 0:
             for leftover in self.directory.glob("*.orbax-checkpoint-tmp*"):
                 shutil.rmtree(leftover, ignore_errors=True)
         try:

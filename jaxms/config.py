@@ -62,6 +62,8 @@ DEVICE_DEFAULTS = {"cuda": (8, 256, 1024), "mps": (4, 64, 512), "cpu": (2, 32, 2
 SMALL_MAP_TILES = 256 * 256
 SMALL_MAP_CPU_DEFAULTS = (8, 64, 64)
 
+# --coordinator: process 0's HOST:PORT (a name or an IPv4 address)
+COORDINATOR = re.compile(r"^[A-Za-z0-9][\w.\-]*:(\d{1,5})$")
 MAX_SEED = 2**63 - 1  # JAX's seeds are signed 64-bit integers
 SettingPath = tuple[str, ...]  # a setting's place in TrainConfig: ("ppo", "learning_rate")
 
@@ -90,6 +92,15 @@ class RunConfig:
     image_every: int = setting(50, "updates between logged images of the views (0: never)")
     max_minutes: float | None = setting(None, "stop after this many minutes of training (saved like a "
                                         "finished run)")
+    devices: str = setting("1", "devices to train on, data-parallel: a count or all (every device of every "
+                           "process); --n-envs and --batch-size are the global batch, split over them")
+    coordinator: str | None = setting(None, "HOST:PORT of process 0 (a free port) for a run over several "
+                                      "processes or machines (jax.distributed); with --num-processes and "
+                                      "--process-id")
+    num_processes: int = setting(1, "processes of a multi-process run (one per machine), each training on "
+                                 "all its devices")
+    process_id: int = setting(0, "this process's index in a multi-process run, 0..num-processes - 1 "
+                              "(process 0 logs, evaluates and writes the run folder)")
 
     def __post_init__(self) -> None:
         check_choice("RunConfig", "device", self.device, DEVICES)
@@ -100,6 +111,32 @@ class RunConfig:
                           ("eval_games", 1), ("image_every", 0)):
             check_int("RunConfig", name, getattr(self, name), low)
         check_number("RunConfig", "max_minutes", self.max_minutes, low=0, low_open=True, optional=True)
+        self._check_devices()
+
+    def _check_devices(self) -> None:
+        """--devices, and the multi-process settings as a whole."""
+        if not isinstance(self.devices, str) or not (self.devices == "all" or (
+                self.devices.isdigit() and int(self.devices) >= 1)):
+            raise ValueError(f"RunConfig.devices={self.devices!r} is not accepted: give a count (1, 2, ...) "
+                             "or all")
+        check_int("RunConfig", "num_processes", self.num_processes, 1)
+        check_int("RunConfig", "process_id", self.process_id, 0)
+        if self.coordinator is not None:
+            match = COORDINATOR.match(self.coordinator) if isinstance(self.coordinator, str) else None
+            if not match or not 0 < int(match.group(1)) < 65536:
+                raise ValueError(f"RunConfig.coordinator={self.coordinator!r} is not accepted: give "
+                                 "HOST:PORT of process 0's machine with a free port (e.g. 10.0.0.1:1234)")
+        if self.num_processes > 1 and self.coordinator is None:
+            raise ValueError(f"RunConfig.num_processes {self.num_processes} needs RunConfig.coordinator "
+                             "HOST:PORT (process 0's machine) for the processes to find each other")
+        if self.coordinator is not None and self.num_processes == 1:
+            raise ValueError("RunConfig.coordinator is for runs over several processes: give "
+                             "RunConfig.num_processes (2 or more) and RunConfig.process_id too, or leave "
+                             "it out")
+        if self.process_id >= self.num_processes:
+            raise ValueError(f"RunConfig.process_id {self.process_id} is not accepted with "
+                             f"RunConfig.num_processes {self.num_processes}: give "
+                             f"0..{self.num_processes - 1}")
 
 
 @dataclasses.dataclass(frozen=True)

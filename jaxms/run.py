@@ -209,14 +209,16 @@ def _matching(template_leaf, saved_leaf):
 # by the run (its checkpoints were made with them).
 RESUME_SETTINGS = {("ppo", "total_timesteps"): "total-timesteps", ("run", "continue_from"): "continue-from",
                    ("run", "device"): "device", ("run", "maps_dir"): "maps-dir",
-                   ("run", "max_minutes"): "max-minutes"}
+                   ("run", "max_minutes"): "max-minutes", ("run", "devices"): "devices",
+                   ("run", "coordinator"): "coordinator", ("run", "num_processes"): "num-processes",
+                   ("run", "process_id"): "process-id"}
 
 
 def resume_config(path: str | Path, warn=None, **changes: Any) -> TrainConfig:
     """The config to resume the run at `path` with: the run's own (from its newest intact checkpoint),
     `continue_from=path`, and `changes` among RESUME_SETTINGS (by field or flag name: `total_timesteps` to
-    extend the run, `device`, `maps_dir`, `max_minutes`). Raises ValueError for a fixed setting or a bad
-    path."""
+    extend the run, `device`, `maps_dir`, `max_minutes`, and where it runs: `devices`, `coordinator`,
+    `num_processes`, `process_id`). Raises ValueError for a fixed setting or a bad path."""
     from jaxms.checkpoint import Checkpointer
 
     folder, step = _resume_folder(path, warn)
@@ -231,7 +233,8 @@ def resume_config(path: str | Path, warn=None, **changes: Any) -> TrainConfig:
 def fixed_settings_message(given: list[str], path: str | Path) -> str:
     return (f"--continue-from {path}: {', '.join(given)} cannot be changed, the run fixes every setting "
             "(its config.json); with --continue-from give only --total-timesteps (to extend or shorten the "
-            "run), --device, --maps-dir or --max-minutes, or start a new run")
+            "run), --device, --maps-dir, --max-minutes, --devices, --coordinator, --num-processes or "
+            "--process-id, or start a new run")
 
 
 def _stderr(line: str) -> None:
@@ -347,6 +350,41 @@ def _all_finite(tree):
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
+class _NoLogger:
+    """The logger of processes other than process 0: they train, checkpoint their part, and say nothing."""
+
+    def log_chunk(self, *args, **kwargs) -> None:
+        pass
+
+    def log_views(self, *args, **kwargs) -> None:
+        pass
+
+    def log_evaluation(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _trainer(config: TrainConfig, device: str, env, network) -> tuple[Any, bool]:
+    """(trainer, whether it is the data-parallel one): `make_train` on one device, else
+    `make_parallel_train` over a mesh of `--devices` (all devices of all processes in a multi-process run).
+    Raises ValueError for a device count JAX does not have or rollout sizes that do not split over it."""
+    from jaxms.ppo import make_train
+    from jaxms.ppo.parallel import device_count, device_mesh, make_parallel_train
+
+    platform = "gpu" if device == "cuda" else "cpu"
+    count = device_count(config.run.devices, platform)
+    every = len(jax.devices(platform))
+    if jax.process_count() > 1 and count != every:
+        raise ValueError(f"--devices {config.run.devices}: a run over {jax.process_count()} processes trains "
+                         f"on every device of every process ({every}): give --devices all")
+    if count == 1 and jax.process_count() == 1:
+        return make_train(config.ppo, env, env.default_params, network), False
+    mesh = device_mesh(count, platform)
+    return make_parallel_train(config.ppo, env, env.default_params, network, mesh), True
+
+
 def train(config: TrainConfig, quiet: bool = False) -> Path:
     """Run (or resume, with `config.run.continue_from`) a training run; returns its folder.
 
@@ -374,10 +412,14 @@ def train(config: TrainConfig, quiet: bool = False) -> Path:
 
 def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
     from jaxms.checkpoint import Checkpointer, CheckpointError
+    from jaxms.distributed import any_process, from_main_process, initialize, local_copy
     from jaxms.logging import RunLogger
     from jaxms.play import network_policy, play_games, summarise
-    from jaxms.ppo import make_train
 
+    if config.run.coordinator:  # before anything else starts JAX (a no-op if the command line did it)
+        initialize(config.run.coordinator, config.run.num_processes, config.run.process_id)
+    main_process = jax.process_index() == 0  # logs, evaluates, writes the run folder's files
+    quiet = quiet or not main_process
     device = detect_device(config.run.device)
     if device == "cpu":
         jax.config.update("jax_default_device", jax.devices("cpu")[0])
@@ -395,12 +437,12 @@ def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
     maps = load_game_maps(config)
     config = resolve(config, maps[0].width * maps[0].height, device)
     env, network, ppo, _ = build_run(config, maps=maps)
-    trainer = make_train(ppo, env, env.default_params, network)
-    if resume_from is None:
-        run_dir = _run_folder(config, maps)
+    trainer, parallel = _trainer(config, device, env, network)
+    if resume_from is None:  # process 0 makes the folder; the others write their checkpoint parts into it
+        run_dir = Path(from_main_process(str(_run_folder(config, maps)) if main_process else ""))
     checkpoints = None
     try:
-        if resume_from is None:
+        if resume_from is None and main_process:
             (run_dir / "config.json").write_text(config.to_json() + "\n")
         if not quiet:
             print(f"run folder: {run_dir}\n{env}\nPPO: {ppo}\nconfig:\n{config.to_json()}", flush=True)
@@ -421,14 +463,16 @@ def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
                       f"updates; give --total-timesteps above {int(runner.env_steps)} to extend it",
                       flush=True)
                 return run_dir
-            (run_dir / "config.json").write_text(config.to_json() + "\n")  # its new total, if extended
+            if main_process:
+                (run_dir / "config.json").write_text(config.to_json() + "\n")  # its new total, if extended
         checkpoints = Checkpointer(run_dir / "checkpoints", keep=config.run.keep_checkpoints)
         logger = RunLogger(run_dir, config, env, network, quiet=quiet,
-                           resume_step=int(runner.env_steps) if resume_from is not None else None)
+                           resume_step=int(runner.env_steps) if resume_from is not None else None
+                           ) if main_process else _NoLogger()
     except BaseException:  # Ctrl-C while compiling, a bad path: a new run leaves no folder behind
         if checkpoints is not None:
             checkpoints.close()
-        if resume_from is None:
+        if resume_from is None and main_process:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     best = Checkpointer(run_dir / "best", keep=1, asynchronous=False)
@@ -454,8 +498,9 @@ def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
     completed = False
     try:
         interrupt.check()
-        while (int(runner.update) < ppo.num_updates and not interrupt.requested
-               and time.monotonic() < deadline):
+        # A signal or the time budget in any process: all processes stop after the same chunk.
+        while (int(runner.update) < ppo.num_updates
+               and not any_process(interrupt.requested or time.monotonic() >= deadline)):
             start = time.perf_counter()
             first_update = int(runner.update)
             try:
@@ -480,24 +525,28 @@ def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
                 interrupt.check()
                 interrupt.started = True
                 # Scripts (make train) find the run they just started here, once it has something in it.
-                (run_dir.parent / "LATEST").write_text(str(run_dir) + "\n")
+                if main_process:
+                    (run_dir.parent / "LATEST").write_text(str(run_dir) + "\n")
             logger.log_chunk(metrics, time.perf_counter() - start, ppo.rollout_size * ppo.updates_per_chunk)
             update = int(runner.update)
-            if run.image_every and update % run.image_every < ppo.updates_per_chunk:
-                logger.log_views(runner.obs, update)
+            if run.image_every and update % run.image_every < ppo.updates_per_chunk and main_process:
+                logger.log_views(local_copy(runner.obs) if parallel else runner.obs, update)
             if run.eval_every and update % run.eval_every < ppo.updates_per_chunk:
-                policy = network_policy(network, runner.params)
-                summary = summarise(play_games(env, env.default_params, policy, run.eval_games,
-                                               jax.random.fold_in(jax.random.key(run.seed), update)))
-                logger.log_evaluation(summary, int(runner.env_steps))
-                if summary["win_rate"] > best_win_rate:
-                    best_win_rate = summary["win_rate"]
+                summary = {"win_rate": -1.0}
+                if main_process:  # on the parameters' host copy: this process's default device plays
+                    policy = network_policy(network, local_copy(runner.params) if parallel else runner.params)
+                    summary = summarise(play_games(env, env.default_params, policy, run.eval_games,
+                                                   jax.random.fold_in(jax.random.key(run.seed), update)))
+                    logger.log_evaluation(summary, int(runner.env_steps))
+                win_rate = from_main_process(float(summary["win_rate"]))
+                if win_rate > best_win_rate:  # every process writes its part (orbax), process 0 the meta
+                    best_win_rate = win_rate
                     best.save(update, {"params": runner.params}, meta(evaluation=summary))
             if update % run.checkpoint_every < ppo.updates_per_chunk:
                 save_checkpoint()
         save_checkpoint()
         checkpoints.wait()
-        if not interrupt.requested:
+        if not any_process(interrupt.requested):
             final = Checkpointer(run_dir / "final", keep=1, asynchronous=False)
             final.save(int(runner.update), {"params": runner.params}, meta())
             final.close()
@@ -513,7 +562,7 @@ def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
         finally:
             best.close()
             logger.close()
-            if not interrupt.started and resume_from is None:
+            if not interrupt.started and resume_from is None and main_process:
                 shutil.rmtree(run_dir, ignore_errors=True)  # stopped before the first update: nothing to keep
     if interrupt.requested and not quiet:
         print(f"stopped at update {int(runner.update)}; resume with --continue-from {run_dir}", flush=True)

@@ -7,8 +7,15 @@ observation, network, PPO); `--config FILE` reads them from a JSON or TOML file 
 
 `--continue-from RUN` resumes a run exactly, with the run's own settings, to the run's own total; with
 `--total-timesteps N` it runs to N env steps instead (a linear learning-rate schedule is spread over the new
-total). `--device`, `--maps-dir` and `--max-minutes` may be given too; any other setting is fixed by the
-run and refused. Ctrl-C or SIGTERM saves a checkpoint and exits (before the first update: exits at once,
+total). `--device`, `--maps-dir`, `--max-minutes` and where it runs (`--devices`, `--coordinator`,
+`--num-processes`, `--process-id`) may be given too; any other setting is fixed by the run and refused.
+
+`--devices N|all` trains data-parallel on N devices of this machine (the env batch split over them, the
+same global batch and results as on one); `--coordinator HOST:PORT --num-processes K --process-id I
+--devices all` in each of K processes (one per machine) trains over all their devices, process 0 logging,
+evaluating and writing the run folder (see README, "Several devices and machines").
+
+Ctrl-C or SIGTERM saves a checkpoint and exits (before the first update: exits at once,
 leaving no run folder); a second one aborts.
 
 This module is the command line only; the run is assembled and trained by `jaxms.run`.
@@ -107,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         from jaxms.run import RESUME_SETTINGS, TrainingStopped, resume_config, train
     except KeyboardInterrupt:
         return 130
+    if config.run.coordinator:  # JAX's distributed runtime starts before anything else uses JAX
+        from jaxms.distributed import initialize
+
+        initialize(config.run.coordinator, config.run.num_processes, config.run.process_id)
     try:
         if config.run.continue_from:  # the run's own settings, with what may change on resume
             changes = {path[-1]: value for path, value in given.items()

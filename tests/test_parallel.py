@@ -131,3 +131,33 @@ def test_device_counts_beyond_what_jax_sees_are_refused():
     for bad in ("0", "two", "-1"):
         with pytest.raises(ValueError, match="give a count"):
             device_count(bad)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--devices", "two"], "--devices='two' is not accepted: give a count (1, 2, ...) or all"),
+    (["--devices", "0"], "--devices='0' is not accepted"),
+    (["--num-processes", "2"], "--num-processes 2 needs --coordinator HOST:PORT"),
+    (["--coordinator", "10.0.0.1:1234"], "--coordinator is for runs over several processes"),
+    (["--coordinator", "10.0.0.1", "--num-processes", "2"], "give HOST:PORT of process 0's machine"),
+    (["--coordinator", "h:1234", "--num-processes", "2", "--process-id", "2"],
+     "--process-id 2 is not accepted with --num-processes 2: give 0..1"),
+])
+def test_bad_device_and_process_flags_are_refused_naming_the_flag(argv, message, capsys):
+    from jaxms.train import config_from_args
+
+    with pytest.raises(SystemExit) as exit_info:
+        config_from_args(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_command_refuses_more_devices_than_jax_sees(tmp_path, capsys):
+    import jax
+    from conftest import TINY_CLI
+
+    from jaxms.train import main
+
+    too_many = str(jax.device_count() + 1)
+    assert main([*TINY_CLI, "--devices", too_many, "--output-dir", str(tmp_path)]) == 2
+    assert f"--devices {too_many}: JAX sees {jax.device_count()} device(s)" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before a run folder was made

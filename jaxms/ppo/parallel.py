@@ -33,25 +33,27 @@ from jaxms.ppo.trainer import RunnerState, Shard, Trainer, make_train
 DATA_AXIS = "data"
 
 
-def device_count(devices: str) -> int:
-    """The number of devices `--devices` asks for: "all" (every device JAX sees, all processes together)
-    or a count; ValueError saying what is accepted when there are not that many."""
-    available = jax.device_count()
+def device_count(devices: str, platform: str | None = None) -> int:
+    """The number of devices `--devices` asks for: "all" (every device JAX sees on `platform`, default its
+    default one, all processes together) or a count; ValueError saying what is accepted when there are not
+    that many."""
+    available = len(jax.devices(platform))
     if devices == "all":
         return available
     count = int(devices) if devices.isdigit() else 0
     if count < 1:
         raise ValueError(f"--devices {devices!r} is not accepted: give a count (1, 2, ...) or all")
     if count > available:
-        kinds = ", ".join(sorted({d.platform for d in jax.devices()}))
+        kinds = ", ".join(sorted({d.platform for d in jax.devices(platform)}))
         raise ValueError(f"--devices {count}: JAX sees {available} device(s) ({kinds}); give at most "
                          f"{available} or all")
     return count
 
 
-def device_mesh(count: int) -> jax.sharding.Mesh:
-    """A one-axis mesh ("data") over the first `count` devices (of all processes, process by process)."""
-    devices = jax.devices()[:count]
+def device_mesh(count: int, platform: str | None = None) -> jax.sharding.Mesh:
+    """A one-axis mesh ("data") over the first `count` devices of `platform` (default: JAX's default one)
+    of all processes, process by process."""
+    devices = jax.devices(platform)[:count]
     return jax.make_mesh((count,), (DATA_AXIS,), (jax.sharding.AxisType.Auto,), devices=devices)
 
 
