@@ -40,9 +40,17 @@ grows with epochs x transitions, the rest with transitions only). `--compile-tra
 settings. Aim (DESIGN.md): the first chunk of the default 1024x1024 multi-scale run compiles in under 2
 minutes on CPU.
 
+Devices (`--devices 1 2 4 8`): weak scaling of the data-parallel trainer (jaxms.ppo.parallel). With n
+devices the run has n times the envs and n times the minibatch (each device keeps the one-device batch of
+`--n-envs` and `--batch-size`); the row reports whole-training env steps/s and the scaling efficiency
+= env steps/s on n devices / (n x env steps/s on 1 device), every count on the same sharded code (1 device
+included). Results go to `<name>_devices.json/.md`. On a CPU, devices can be forced (XLA_FLAGS=
+--xla_force_host_platform_device_count=4) but share the same cores: such figures test the code path and
+the results' equality, not speed.
+
     python -m benchmarks.bench_train [--sizes 256 1024] [--obs multi single] [--settings quick|train]
         [--n-envs N] [--n-steps T] [--batch-size B] [--update-epochs E] [--network-width W] [--chunks 2]
-        [--repeats 2] [--compile-train-config] [--out-dir DIR]
+        [--repeats 2] [--compile-train-config] [--devices 1 2 4 8] [--out-dir DIR]
 """
 
 from __future__ import annotations
@@ -63,6 +71,7 @@ from tqdm import tqdm
 from benchmarks.common import call_times, write_results
 from jaxms.config import TrainConfig, resolve
 from jaxms.ppo import log_prob, make_train
+from jaxms.ppo.parallel import device_count, device_mesh, make_parallel_train
 from jaxms.run import build_run, detect_device
 
 COMPILE_AIM_S = 120.0  # first chunk, default 1024x1024 multi-scale run, CPU
@@ -335,6 +344,43 @@ def bench_case(size: int, obs: str, device: str, args) -> dict:
     return row
 
 
+def bench_devices(size: int, obs: str, device: str, args, counts: list[int]) -> list[dict]:
+    """Weak scaling over `counts` devices: each keeps the case's envs and minibatch (rows in `counts` order,
+    `scaling_efficiency` relative to the first count, normally 1)."""
+    base = case_config(size, obs, device, args)
+    platform = "gpu" if device == "cuda" else "cpu"
+    rows = []
+    for count in counts:
+        ppo = base.ppo
+        config = base.replace(n_envs=ppo.num_envs * count, batch_size=ppo.batch_size * count)
+        print(f"{config.run.map} {obs}-scale on {count} device(s): {settings_text(config)}", flush=True)
+        env, network, ppo, _ = build_run(config)
+        trainer = make_parallel_train(ppo, env, env.default_params, network, device_mesh(count, platform))
+        runner = jax.block_until_ready(trainer.init(jax.random.key(config.run.seed)))
+        compiled, lower_s, compile_s = lower_and_compile(trainer.train_chunk, runner)
+        start = time.perf_counter()
+        runner, _ = jax.block_until_ready(compiled(runner))
+        first_run_s = time.perf_counter() - start
+        chunk_s = []
+        for _ in range(args.chunks):
+            start = time.perf_counter()
+            runner, _ = jax.block_until_ready(compiled(runner))
+            chunk_s.append(time.perf_counter() - start)
+        speed = args.chunks * ppo.rollout_size * ppo.updates_per_chunk / sum(chunk_s)
+        rows.append({"map": f"{size}x{size}", "obs": obs, "devices": count, "device": device,
+                     "settings": settings_text(config), "n_envs": ppo.num_envs, "batch_size": ppo.batch_size,
+                     "env_steps_per_s": round(speed, 2),
+                     "per_device_env_steps_per_s": round(speed / count, 2),
+                     "chunk_s": [round(s, 3) for s in chunk_s], "first_run_s": round(first_run_s, 2),
+                     "first_compile_s": round(lower_s + compile_s, 1)})
+        print(f"  {count} device(s): {speed:.2f} env steps/s (compiled in {lower_s + compile_s:.1f} s)",
+              flush=True)
+    one = rows[0]["env_steps_per_s"] / rows[0]["devices"]
+    for row in rows:
+        row["scaling_efficiency"] = f"{row['env_steps_per_s'] / (row['devices'] * one):.0%}"
+    return rows
+
+
 def compile_train_config(size: int, obs: str, device: str, args, env, network, ppo) -> dict:
     """Lower and compile (no run) the chunk of the `train` settings: the compile-time aim's config."""
     config = train_defaults(size, obs, device, args)
@@ -378,6 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also compile (not run) the chunk of the train CLI's default settings")
     parser.add_argument("--compile-cache", action="store_true",
                         help="allow JAX's persistent compilation cache (compile times may be cache hits)")
+    parser.add_argument("--devices", nargs="+", default=None, metavar="N",
+                        help="weak-scaling sweep of the data-parallel trainer over these device counts (or "
+                             "all): n devices run n x the envs and minibatch; writes <name>_devices")
     parser.add_argument("--out-dir", type=Path, default=None)
     parser.add_argument("--name", default="bench_train", help="results file name (without extension)")
     return parser
@@ -402,6 +451,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     cache_before = jax.config.jax_enable_compilation_cache
     jax.config.update("jax_enable_compilation_cache", bool(args.compile_cache))
     load_before = os.getloadavg()[0]
+    if args.devices:
+        try:
+            counts = [device_count(n, "gpu" if device == "cuda" else "cpu") for n in args.devices]
+        except ValueError as error:
+            parser.error(str(error))
+        try:
+            return devices_sweep(args, device, counts, load_before)
+        finally:
+            jax.config.update("jax_enable_compilation_cache", cache_before)
     # Smallest first: on a GPU the peak memory is the process's peak so far.
     cases = [(size, obs) for size in sorted(args.sizes) for obs in ("single", "multi") if obs in args.obs]
     rows = []
@@ -432,6 +490,27 @@ def main(argv: list[str] | None = None) -> list[dict]:
              f"of the default 1024x1024 multi-scale run compiled in <= {COMPILE_AIM_S:.0f} s on CPU; "
              f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f})")
     write_results(args.name, rows, columns, title, args.out_dir)
+    return rows
+
+
+def devices_sweep(args, device: str, counts: list[int], load_before: float) -> list[dict]:
+    rows = []
+    for size in sorted(args.sizes):
+        for obs in [o for o in ("single", "multi") if o in args.obs]:
+            try:
+                rows += bench_devices(size, obs, device, args, counts)
+            except ValueError as error:  # rollout sizes that do not split, a map without room for bots
+                raise SystemExit(f"error: {args.family}_{size} {obs}: {error}") from None
+    dev = jax.devices("gpu" if device == "cuda" else "cpu")[0]
+    note = ("; CPU devices share the same cores (forced with XLA_FLAGS): these figures check the code path, "
+            "not speed" if device == "cpu" else "")
+    columns = ["map", "obs", "devices", "n_envs", "batch_size", "env_steps_per_s",
+               "per_device_env_steps_per_s", "scaling_efficiency", "first_compile_s", "settings"]
+    title = (f"Data-parallel training, weak scaling ({dev.platform}: {dev.device_kind}; "
+             f"JAX {jax.__version__}; "
+             f"{args.settings} settings per device; efficiency = env steps/s on n devices / (n x on 1)"
+             f"{note}; load average {load_before:.1f} -> {os.getloadavg()[0]:.1f})")
+    write_results(f"{args.name}_devices", rows, columns, title, args.out_dir)
     return rows
 
 

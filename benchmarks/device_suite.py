@@ -13,6 +13,10 @@ skipped):
   64 envs x `--train-n-steps` steps, the train CLI's other settings for the device: the chunk compiled,
   run once (from fresh envs; its time sets how many chunks fill `--train-seconds`, at most `--chunks`),
   then the timed chunks.
+- scaling over the machine's devices (when it has more than one): bench_train's weak-scaling sweep
+  (`bench_devices`: 1, 2, 4, 8 ... devices, each with `--scale-envs` envs and the train CLI's other
+  settings, at 1024x1024 multi-scale); rows in `<name>_devices.json/.md`, efficiency = env steps/s on n
+  devices / (n x on 1). Aim (issue 17): >= 90% from 1 to 8 GPUs. With one device it is reported skipped.
 The device's name (`jax.devices()[0].device_kind`) names the results: benchmarks/results/device/<name>.json
 and .md. Aims on one H100/H200 (issue 12): >= 2,000 env steps/s at 1024x1024 with 64+ envs, >= 100,000 at
 128x128, >= 250 whole-training env steps/s at 1024x1024 multi-scale.
@@ -148,6 +152,29 @@ def train_case(size: int, obs: str, n_envs: int, args, device: str, start: float
     return row
 
 
+def scale_case(args, device: str, start: float, out_dir: Path) -> list[dict]:
+    """bench_train's weak-scaling sweep over 1, 2, 4, ... of this machine's devices (written apart)."""
+    platform = "cpu" if device == "cpu" else "gpu"
+    available = len(jax.devices(platform))
+    counts = [n for n in (1, 2, 4, 8, 16, 32) if n <= available]
+    if len(counts) < 2 or time.perf_counter() - start + (0.0 if args.smoke else RESERVE_S["train"]) > \
+            args.budget_s:
+        why = "one device" if len(counts) < 2 else f"time budget {args.budget_s:.0f} s"
+        log(start, f"scaling over devices: skipped ({why})")
+        return []
+    size, obs = (SMOKE_SIZE, "single") if args.smoke else (1024, "multi")
+    log(start, f"scaling over {counts} devices, {size}x{size} {obs}-scale")
+    flags = [*train_settings(args), "--n-envs", str(SMOKE_N_ENVS if args.smoke else args.scale_envs),
+             "--sizes", str(size), "--obs", obs, "--devices", *map(str, counts),
+             "--name", args.name or ("smoke" if args.smoke else device_name()),
+             "--out-dir", str(out_dir), "--chunks", str(args.chunks)]
+    if args.smoke:
+        flags += ["--family", "plains", "--network-width", "0.125"]
+    rows = bench_train.main(flags + (["--device", "cpu"] if device == "cpu" else []))
+    log(start, f"  {[(r['devices'], r['env_steps_per_s'], r['scaling_efficiency']) for r in rows]}")
+    return rows
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -166,8 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--budget-s", type=float, default=420.0,
                         help="start a case only while this many seconds minus its reserve (env 30 s, "
                              "training 120 s) have not passed (the aim: the whole run under 8 minutes)")
-    parser.add_argument("--only", nargs="+", choices=["env", "train"], default=["env", "train"],
-                        help="which kinds of case to run")
+    parser.add_argument("--only", nargs="+", choices=["env", "train", "scale"], default=None,
+                        help="which kinds of case to run (default all; smoke: env and train, as the scaling "
+                             "sweep needs several devices: force CPU ones with XLA_FLAGS="
+                             "--xla_force_host_platform_device_count=N and give --only scale)")
+    parser.add_argument("--scale-envs", type=int, default=16, help="envs per device in the scaling sweep")
     parser.add_argument("--train-obs", nargs="+", choices=["multi", "single"], default=None,
                         help="observation modes of the training cases (default both; smoke: single only, as "
                              "multi-scale runs the same code with a larger network)")
@@ -182,7 +212,8 @@ def main(argv: list[str] | None = None) -> tuple[list[dict], Path]:
     args = parser.parse_args(argv)
     defaults = {"steps": (20, 2), "seconds_per_case": (10.0, 0.0), "chunks": (3, 1),
                 "train_seconds": (30.0, 0.0),
-                "num_bots": (10, SMOKE_BOTS), "train_obs": (["multi", "single"], ["single"])}
+                "num_bots": (10, SMOKE_BOTS), "train_obs": (["multi", "single"], ["single"]),
+                "only": (["env", "train", "scale"], ["env", "train"])}
     for name, (full, smoke) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, smoke if args.smoke else full)
@@ -228,6 +259,8 @@ def main(argv: list[str] | None = None) -> tuple[list[dict], Path]:
             if args.smoke:  # which case of the full suite a tiny row stands for
                 done[case]["full_case"] = f"{size}x{size}, {case[-1]} envs"
             log(start, f"  {done[case]}")
+        if "scale" in args.only:
+            scale_case(args, device, start, out_dir)  # its rows: <name>_devices.json / .md
     rows = [done[case] for case in listed]
     speeds = {(r["map"], r["obs"]): r.get("env_steps_per_s") for r in rows if r["case"] == "training"}
     for row in rows:

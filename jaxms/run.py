@@ -422,7 +422,8 @@ def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
     quiet = quiet or not main_process
     device = detect_device(config.run.device)
     if device == "cpu":
-        jax.config.update("jax_default_device", jax.devices("cpu")[0])
+        # this process's own first CPU device (in a multi-process run, jax.devices() starts with process 0's)
+        jax.config.update("jax_default_device", jax.local_devices(backend="cpu")[0])
     resume_from = None
     if config.run.continue_from:
         folder, step = _resume_folder(config.run.continue_from, lambda line: None)  # said by resume_config
