@@ -27,8 +27,14 @@ def initialize(coordinator: str, num_processes: int, process_id: int) -> None:
     # Cross-process collectives of the CPU backend (tests, CPU clusters); GPU runs use NCCL regardless.
     if jax.config.jax_cpu_collectives_implementation in (None, "", "none"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                               process_id=process_id)
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                                   process_id=process_id)
+    except RuntimeError as error:
+        if "must be called before" not in str(error):
+            raise
+        raise ValueError("--coordinator: JAX had already started in this process; in Python, call "
+                         "jaxms.distributed.initialize(...) before anything else uses JAX") from None
 
 
 def is_main_process() -> bool:

@@ -217,8 +217,9 @@ RESUME_SETTINGS = {("ppo", "total_timesteps"): "total-timesteps", ("run", "conti
 def resume_config(path: str | Path, warn=None, **changes: Any) -> TrainConfig:
     """The config to resume the run at `path` with: the run's own (from its newest intact checkpoint),
     `continue_from=path`, and `changes` among RESUME_SETTINGS (by field or flag name: `total_timesteps` to
-    extend the run, `device`, `maps_dir`, `max_minutes`, and where it runs: `devices`, `coordinator`,
-    `num_processes`, `process_id`). Raises ValueError for a fixed setting or a bad path."""
+    extend the run, `device`, `maps_dir`, `max_minutes`, and where this session runs: `devices`,
+    `coordinator`, `num_processes`, `process_id`: one device unless given, whatever earlier sessions used).
+    Raises ValueError for a fixed setting or a bad path."""
     from jaxms.checkpoint import Checkpointer
 
     folder, step = _resume_folder(path, warn)
@@ -227,7 +228,9 @@ def resume_config(path: str | Path, warn=None, **changes: Any) -> TrainConfig:
     fixed = sorted(f"--{name.replace('_', '-')}" for name in changes if name.replace("-", "_") not in allowed)
     if fixed:
         raise ValueError(fixed_settings_message(fixed, path))
-    return saved.replace(continue_from=str(path), **changes)
+    # Where a session runs is its own: the devices and processes of the run's earlier sessions are not kept.
+    session = {"devices": "1", "coordinator": None, "num_processes": 1, "process_id": 0}
+    return saved.replace(continue_from=str(path), **{**session, **changes})
 
 
 def fixed_settings_message(given: list[str], path: str | Path) -> str:
