@@ -278,6 +278,8 @@ def main(argv: list[str] | None = None) -> tuple[list[dict], Path]:
              f"JAX {jax.__version__}; {args.num_bots} tribes; {total_s:.0f} s in all; "
              f"load average {os.getloadavg()[0]:.1f})")
     name = args.name or ("smoke" if args.smoke else device_name())
+    if not rows:  # only the scaling sweep ran: bench_train wrote its table
+        return rows, out_dir / f"{name}_devices.json"
     json_path, _ = write_results(name, rows, columns, title, out_dir)
     log(start, f"wrote {json_path} and .md")
     return rows, json_path
