@@ -4,7 +4,9 @@ Keys: `rollout/ep_rew_mean`, `rollout/ep_len_mean` (over the last 100 finished e
 `train/{loss, policy_gradient_loss, value_loss, entropy_loss, approx_kl, clip_fraction, explained_variance,
 learning_rate}`, plus what the earlier system lost: `game/{win_rate, land_share, rank, survival_steps}` (the
 same window of episodes), `attention/{global, local, tactical}` (mean cross-scale attention weights),
-`eval/*` (evaluations for best/) and, now and then, an image of the three views (`views`).
+`eval/*` (evaluations for best/) and, every `--image-every` updates, an image of the three views (`views`)
+and an animated GIF of a short game of the current agent (`episode`, `--gif-steps` steps; TensorBoard's
+image dashboard plays it). Pictures are logged at the env step of the update, like the numbers.
 The same per-update numbers go to `progress.csv` in the run folder (for plots without TensorBoard).
 A resumed run drops the rows and events past its checkpoint (they are trained again), so neither holds a
 step twice. On a terminal a progress bar shows the run; off one (a log file, a scheduler, CI) a progress
@@ -164,6 +166,21 @@ class RunLogger:
         first = {key: np.asarray(value[0]) for key, value in obs.items()}
         image = np.asarray(render_observation(first, config, panel_size=128))
         self.writer.add_image("views", image, step, dataformats="HWC")
+
+    def log_episode(self, episode, step: int, fps: float = 4.0, size: int = 256) -> None:
+        """A recorded game (`jaxms.render.Episode`) as an animated GIF under `episode` (TensorBoard's image
+        dashboard plays it). Written as an image summary holding the GIF, as tensorboardX's `add_video`
+        does, but encoded by Pillow: no moviepy needed."""
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        from jaxms.render import episode_frames, gif_bytes
+
+        frames = episode_frames(episode, size)
+        width, height = frames[0].size
+        image = Summary.Image(height=height, width=width, colorspace=3,
+                              encoded_image_string=gif_bytes(frames, fps))
+        self.writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag="episode", image=image)]),
+                                                   step)
 
     def close(self) -> None:
         self._stop.set()
