@@ -72,7 +72,9 @@ def test_territories_borders_and_attack_fronts_are_coloured_per_player():
     frame = frame_of(two_blocks(), attacks=[(1, 0, 500.0), (2, 1, 300.0)])
     rgb, border, fronts = renderer.rgb(frame)
     colours = player_colours(4)
-    terrain = terrain_rgb(PLAINS)
+    terrain = renderer.terrain  # the map's colours, half greyed
+    grey = terrain_rgb(PLAINS).astype(float).mean(axis=-1)
+    assert np.abs(terrain.astype(float) - (0.5 * terrain_rgb(PLAINS) + 0.5 * grey[..., None])).max() <= 1
     # Inside a territory: its player's colour over the terrain; unowned land: the terrain itself.
     assert np.abs(rgb[11, 11].astype(int) - (0.75 * colours[1] + 0.25 * terrain[11, 11])).max() <= 2
     assert np.abs(rgb[11, 19].astype(int) - (0.75 * colours[2] + 0.25 * terrain[11, 19])).max() <= 2

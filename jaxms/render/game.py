@@ -5,12 +5,13 @@
     image = GameRenderer(game_map, size=512).draw(GameFrame.from_state(state.game), windows=...)
 
 NumPy + Pillow on host arrays: nothing here runs under jit (an episode is recorded on the device and fetched
-once, `jaxms.render.record_episode`). Colours: the map's terrain (`jaxms.maps.render.terrain_rgb`) for water
-and unowned land; each player's territory tinted in its own colour over the terrain (the agent green,
-other players from a fixed list of distinct hues), territory edges darker; the agent's border (its tiles
-next to unowned or enemy land) yellow; the front of every live attack (the target's tiles next to the
-attacker) in a light shade of the attacker's colour, the agent's own attack fronts white; cities as filled
-squares and defense posts as filled diamonds in their owner's colour (hollow while under construction).
+once, `jaxms.render.record_episode`). Colours: the map's terrain (`jaxms.maps.render.terrain_rgb`, half
+greyed) for water and unowned land; each player's territory tinted in its own colour over the terrain
+(the agent green, other players from a fixed list of distinct hues), territory edges darker; the agent's
+border (its tiles next to unowned or enemy land) yellow; the front of every live attack (the target's tiles
+next to the attacker) in a light shade of the attacker's colour, the agent's own attack fronts white;
+cities as filled squares and defense posts as filled diamonds in their owner's colour (hollow while under
+construction).
 Maps larger than `size` are shrunk with a box filter (colours stay area-true) and the agent's border and its
 own attack fronts are drawn over the result at one pixel wherever any tile of the pixel's block has them,
 so they stay visible at 1024x1024 and beyond; smaller maps are enlarged by a whole number of pixels per
@@ -40,6 +41,7 @@ _OTHER_COLOURS = ((215, 65, 55), (60, 110, 220), (235, 150, 30), (150, 70, 200),
                   (90, 60, 140), (255, 90, 255), (70, 70, 70), (180, 120, 160), (120, 200, 255))
 _TINT = 0.75  # share of the player's colour over the terrain on its tiles
 _EDGE_SHADE = 0.6  # territory edges: the tint darkened to this
+_TERRAIN_COLOUR = 0.5  # how much of the terrain's colour is kept (the rest is its grey)
 CITY, DEFENSE_POST = 1, 2  # jaxms.game.structures kinds (imported here without JAX)
 
 
@@ -128,7 +130,10 @@ class GameRenderer:
         if not isinstance(size, int) or size < 16:
             raise ValueError(f"size must be an integer >= 16 pixels, got {size!r}")
         self.game_map = game_map
-        self.terrain = terrain_rgb(game_map)  # uint8[H, W, 3]
+        # The terrain half greyed, so that territories (the agent's green above all) stand out on plains.
+        terrain = terrain_rgb(game_map).astype(np.float32)
+        grey = terrain.mean(axis=-1, keepdims=True)
+        self.terrain = (_TERRAIN_COLOUR * terrain + (1 - _TERRAIN_COLOUR) * grey).astype(np.uint8)
         self.land = np.asarray(game_map.land)
         height, width = self.land.shape
         longest = max(height, width)
