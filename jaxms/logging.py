@@ -10,7 +10,8 @@ image dashboard plays it). Pictures are logged at the env step of the update, li
 The same per-update numbers go to `progress.csv` in the run folder (for plots without TensorBoard).
 A resumed run drops the rows and events past its checkpoint (they are trained again), so neither holds a
 step twice. On a terminal a progress bar shows the run; off one (a log file, a scheduler, CI) a progress
-line is printed at least every `PROGRESS_EVERY_S` seconds.
+line is printed at least every `PROGRESS_EVERY_S` seconds. In Jupyter the bar is the notebook's own
+(tqdm.auto).
 """
 
 from __future__ import annotations
@@ -51,9 +52,13 @@ class RunLogger:
         self.env = env
         self.episodes = collections.deque(maxlen=EPISODE_WINDOW)  # (return, length, won, share, rank)
         self.total = config.ppo.total_timesteps
-        self.terminal = sys.stderr.isatty() if terminal is None else terminal
-        self.bar = tqdm(total=self.total, unit="step", unit_scale=True, dynamic_ncols=True,
-                        disable=quiet or not self.terminal, file=sys.stderr, initial=resume_step or 0)
+        notebook = in_notebook()
+        self.terminal = (sys.stderr.isatty() or notebook) if terminal is None else terminal
+        bar = tqdm
+        if notebook:  # Jupyter's own progress bar (a widget with ipywidgets, else text)
+            from tqdm.auto import tqdm as bar
+        self.bar = bar(total=self.total, unit="step", unit_scale=True, dynamic_ncols=True,
+                       disable=quiet or not self.terminal, file=sys.stderr, initial=resume_step or 0)
         self.quiet = quiet
         self._csv_file = open(csv_path, "a", newline="")
         self._csv = csv.writer(self._csv_file)
@@ -189,6 +194,13 @@ class RunLogger:
         self._csv_file.close()
         self.bar.close()
         self.writer.close()
+
+
+def in_notebook() -> bool:
+    """Running in a Jupyter kernel (its stderr is no terminal, yet it shows a progress bar)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and hasattr(shell, "kernel")
 
 
 def _duration(seconds: float) -> str:
