@@ -8,12 +8,12 @@ INSTALLED := $(VENV)/.installed
 # JAX's persistent compilation cache, shared by tests, demos and benchmarks (git-ignored).
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 
-.PHONY: install train test lint clean bench-device
+.PHONY: install train test lint clean bench-device notebooks
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,notebooks,video]"
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
@@ -36,8 +36,14 @@ lint: $(INSTALLED)
 # halve it. A test file runs on one worker (--dist loadfile), so its module fixtures (a trained run) are
 # made once and its later compiles hit JAX's persistent cache.
 PYTEST_WORKERS ?= 2
+# The notebooks run too (nbmake: each in its own kernel, at the small sizes of its parameter cell).
 test: $(INSTALLED) lint
-	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --nbmake \
+		--nbmake-timeout=900 tests notebooks
+
+# Jupyter Lab on notebooks/ with the project's environment (its kernel is .venv's Python).
+notebooks: $(INSTALLED)
+	$(BIN)/jupyter lab notebooks
 
 # Every GPU measurement (env steps/s at 1024x1024 with 1/64/512 envs and at 128x128 with 4096 envs; whole
 # training multi- vs single-scale at 1024x1024) in under 8 minutes on one GPU; writes
@@ -47,4 +53,4 @@ bench-device: $(INSTALLED)
 	$(BIN)/python -m benchmarks.device_suite $(BENCH_DEVICE_ARGS)
 
 clean:
-	rm -rf $(VENV) .jax_cache runs .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .jax_cache runs .pytest_cache .ruff_cache .hypothesis notebooks/output

@@ -72,6 +72,33 @@ def analytic_forward_flops(params, obs) -> float:
     return flops * batch
 
 
+def bench_network(obs: str, what: str, dtype: str = "float32", batch: int = 64, global_size: int = 128,
+                  local_size: int = 128, tactical_size: int = 64, channels: int = 16, features: int = 64,
+                  width: float = 1.0, attention: bool = True, conv: str = "auto", repeats: int = 10) -> dict:
+    """One network case: `what` ("forward" or "forward+backward", a PPO-style loss) of the `obs` ("single" or
+    "multi") network on a random batch of these sizes. Returns {"network", "dtype", "pass", "batch",
+    "params", "seconds" (best of `repeats`), "flops" (XLA's count), "analytic_forward_flops",
+    "samples_per_s"}."""
+    config = NetworkConfig(obs=obs, dtype=dtype, width=width, attention=attention, conv=conv)
+    net = make_network(config)
+    sample = net.example_observation(0, (batch,), global_size=global_size, local_size=local_size,
+                                     tactical_size=tactical_size, channels=channels, features=features)
+    params = net.init(jax.random.key(0), sample)
+    actions = jnp.full((batch,), WAIT_ACTION, jnp.int32)  # a WAIT action: always legal
+
+    def loss(params, obs):
+        logits, value, _ = net.apply(params, obs)
+        return -log_prob(logits, actions).mean() + 0.5 * jnp.mean(value**2) - 0.01 * entropy(logits).mean()
+
+    fn = jax.jit(lambda p, o: net.apply(p, o)[:2]) if what == "forward" else jax.jit(jax.grad(loss))
+    flops = xla_flops(fn, params, sample)
+    seconds = best_time(fn, params, sample, repeats=repeats)
+    return {"network": f"{obs}-scale", "dtype": dtype, "pass": what, "batch": batch,
+            "params": total_parameters(params), "seconds": seconds, "flops": flops,
+            "analytic_forward_flops": analytic_forward_flops(params, sample),
+            "samples_per_s": batch / seconds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,30 +134,12 @@ def main() -> None:
     cases = [(dtype, obs, what) for dtype in args.dtypes for obs in ("single", "multi")
              for what in ("forward", "forward+backward")]
     for dtype, obs, what in tqdm(cases, desc="bench_model", disable=None):
-        config = NetworkConfig(obs=obs, dtype=dtype, width=args.width, attention=not args.no_attention,
-                               conv=args.conv)
-        net = make_network(config)
-        batch = net.example_observation(0, (args.batch,), global_size=global_size, local_size=local_size,
-                                        tactical_size=tactical_size, channels=args.channels,
-                                        features=args.features)
-        params = net.init(jax.random.key(0), batch)
-        actions = jnp.full((args.batch,), WAIT_ACTION, jnp.int32)  # a WAIT action: always legal
-
-        def loss(params, obs, net=net, actions=actions):
-            logits, value, _ = net.apply(params, obs)
-            return (-log_prob(logits, actions).mean() + 0.5 * jnp.mean(value**2)
-                    - 0.01 * entropy(logits).mean())
-
-        fn = (jax.jit(lambda p, o, net=net: net.apply(p, o)[:2]) if what == "forward"
-              else jax.jit(jax.grad(loss)))
-        flops = xla_flops(fn, params, batch)
-        analytic = analytic_forward_flops(params, batch)
         measure_matmul()
-        seconds = best_time(fn, params, batch, repeats=args.repeats)
+        measured.append(bench_network(obs, what, dtype=dtype, batch=args.batch, global_size=global_size,
+                                      local_size=local_size, tactical_size=tactical_size,
+                                      channels=args.channels, features=args.features, width=args.width,
+                                      attention=not args.no_attention, conv=args.conv, repeats=args.repeats))
         measure_matmul()
-        measured.append({"network": f"{obs}-scale", "dtype": dtype, "pass": what, "batch": args.batch,
-                         "params": total_parameters(params), "seconds": seconds, "flops": flops,
-                         "analytic_forward_flops": analytic})
     peak = max(matmul_rates)
     rows = []
     for m in measured:

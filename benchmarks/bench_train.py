@@ -310,7 +310,10 @@ def bench_case(size: int, obs: str, device: str, args) -> dict:
     print(f"  chunks: first run {first_run_s:.2f} s, then {', '.join(f'{s:.2f}' for s in chunk_s)} s "
           f"({steps_per_chunk} env steps each)", flush=True)
 
-    piece_s, piece_compile_s = time_pieces(env, network, trainer, ppo, runner, args.repeats)
+    if getattr(args, "pieces", True):
+        piece_s, piece_compile_s = time_pieces(env, network, trainer, ppo, runner, args.repeats)
+    else:  # --no-pieces: the whole chunk only (no split; four programs fewer to compile)
+        piece_s, piece_compile_s = dict.fromkeys(PIECES, float("nan")), dict.fromkeys(PIECES, float("nan"))
     piece_ms = {name: 1e3 * s for name, s in piece_s.items()}
     total_ms = sum(piece_ms.values())
 
@@ -328,8 +331,10 @@ def bench_case(size: int, obs: str, device: str, args) -> dict:
         "first_compile_s": round(lower_s + compile_s, 1),
         **{f"{name}_ms": round(ms, 1) for name, ms in piece_ms.items()},
         "rest_ms": round(update_ms - total_ms, 1),
-        "split": " / ".join(f"{piece_ms[name] / total_ms:.0%}" for name in PIECES),
-        "split_pct": {name: round(100 * piece_ms[name] / total_ms, 1) for name in PIECES},
+        "split": (" / ".join(f"{piece_ms[name] / total_ms:.0%}" for name in PIECES)
+                  if np.isfinite(total_ms) else "not timed (--no-pieces)"),
+        "split_pct": {name: round(100 * piece_ms[name] / total_ms, 1) for name in PIECES
+                      if np.isfinite(total_ms)},
         "piece_compile_s": {name: round(s, 1) for name, s in piece_compile_s.items()},
         "xla_memory_mb": memory, "xla_peak_mb": memory.get("peak", ""),
         "run_rss_mb": round(run_rss, 1), "setup_compile_rss_mb": round(compile_rss, 1),
@@ -420,6 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--updates-per-chunk", type=int, default=None)
     parser.add_argument("--chunks", type=int, default=2, help="timed chunks after the first run")
     parser.add_argument("--repeats", type=int, default=2, help="timed calls of each piece (median)")
+    parser.add_argument("--pieces", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the pieces of an update for the split (--no-pieces: the chunk only)")
     parser.add_argument("--compile-train-config", action="store_true",
                         help="also compile (not run) the chunk of the train CLI's default settings")
     parser.add_argument("--compile-cache", action="store_true",

@@ -2,7 +2,7 @@
 
     TrainConfig
       run:     RunConfig      map, maps_dir, device, seed, output_dir, name, continue_from, checkpoints,
-                              evaluation, images, max_minutes (this module)
+                              evaluation, images and GIFs, max_minutes (this module)
       env:     EnvConfig      players, ticks per step, max steps, time limit, reward (jaxms.env.config)
         obs:   ObsConfig      mode (--obs), view sizes, frame stack (jaxms.env.contract)
       network: NetworkConfig  dtype, width, attention, heads, conv (jaxms.nn.config); its `obs` follows
@@ -89,7 +89,10 @@ class RunConfig:
     keep_checkpoints: int = setting(3, "checkpoints kept")
     eval_every: int = setting(50, "updates between evaluations (for best/; 0: never)")
     eval_games: int = setting(16, "games per evaluation")
-    image_every: int = setting(50, "updates between logged images of the views (0: never)")
+    image_every: int = setting(50, "updates between logged pictures: an image of the views and a GIF of a "
+                               "short game of the current agent (0: never)")
+    gif_steps: int = setting(40, "env steps of the game recorded as a GIF every --image-every updates (0: "
+                             "the views image only)")
     max_minutes: float | None = setting(None, "stop after this many minutes of training (saved like a "
                                         "finished run)")
     devices: str = setting("1", "devices to train on, data-parallel: a count or all (every device of every "
@@ -108,7 +111,7 @@ class RunConfig:
             raise ValueError(f"RunConfig.map must be a map spec, got {self.map!r}")
         check_int("RunConfig", "seed", self.seed, 0, MAX_SEED)
         for name, low in (("checkpoint_every", 1), ("keep_checkpoints", 1), ("eval_every", 0),
-                          ("eval_games", 1), ("image_every", 0)):
+                          ("eval_games", 1), ("image_every", 0), ("gif_steps", 0)):
             check_int("RunConfig", name, getattr(self, name), low)
         check_number("RunConfig", "max_minutes", self.max_minutes, low=0, low_open=True, optional=True)
         self._check_devices()

@@ -1,12 +1,14 @@
 """Evaluate a trained agent against the tribes, next to baseline policies in the same seat.
 
     python -m jaxms.evaluate runs/NAME_TIMESTAMP [--games 50] [--map SPEC] [--baselines random,wait,tribe]
+                                                 [--gif game.gif]
 
 Plays N games (one episode each, all games batched with vmap) and reports per policy: win rate, mean final
 land share, mean final rank and mean survival (steps survived), each with a 95% confidence interval
 (Wilson for the win rate, normal for the means). Baselines in the agent's seat: uniform random over legal
 actions, always WAIT, and the tribe AI itself (the seat played by the tribe rules). Writes JSON and prints
-a table.
+a table. `--gif FILE` also records one game of the agent (`jaxms.render`): the map with territories,
+attacks and the agent's windows, the views it saw and a caption per step, as a GIF (or MP4).
 
 This module is the command line only: policies and games are `jaxms.play`'s, the run is rebuilt by
 `jaxms.run.load_run`.
@@ -39,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=12345, help=f"random seed, 0..{MAX_SEED} (default 12345)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write (default: "
                                                                  "<run>/evaluation.json)")
+    parser.add_argument("--gif", type=Path, default=None, metavar="FILE",
+                        help="also record one game of the agent (its --policy, --seed) as an animated GIF, "
+                             "or an MP4 with a .mp4 name (needs imageio-ffmpeg)")
+    parser.add_argument("--gif-steps", type=int, default=100,
+                        help="steps of the recorded game at most (default 100; it stops where the game ends)")
+    parser.add_argument("--gif-size", type=int, default=512,
+                        help="pixels on the map's longer side in the recording (default 512)")
     args = parser.parse_args(argv)
     if args.games < 1:
         parser.error(f"--games must be >= 1, got {args.games}")
@@ -52,6 +61,15 @@ def main(argv: list[str] | None = None) -> int:
         problem = writable_file(args.out)
         if problem:
             parser.error(f"--out {args.out}: {problem}")
+    if args.gif is not None:
+        from jaxms.render.episode import video_problem
+
+        problem = video_problem(args.gif)
+        if problem:
+            parser.error(f"--gif {args.gif}: {problem}")
+    for flag, value, low in (("--gif-steps", args.gif_steps, 1), ("--gif-size", args.gif_size, 16)):
+        if value < low:
+            parser.error(f"{flag} must be an integer >= {low}, got {value}")
 
     from jaxms.run import build_run, load_game_maps, load_run
 
@@ -69,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"error: {out}: {problem} (give --out FILE)", file=sys.stderr)
         return 2
+    if args.gif is not None:
+        record_game(args, config, network, trained, maps, say)
     policies: dict[str, Policy | str] = {"agent": network_policy(network, trained, args.policy == "greedy")}
     policies.update({name: BASELINES[name] for name in baselines})
 
@@ -89,6 +109,27 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"wrote {out}")
     return 0
+
+
+def record_game(args, config, network, trained, maps, say) -> None:
+    """Record one game of the agent (`--gif`) and write it; says where and how it went."""
+    import time
+
+    import jax
+
+    from jaxms.play import network_actor
+    from jaxms.render import record_episode, save_episode
+    from jaxms.run import build_run
+
+    start = time.monotonic()
+    env = build_run(config, maps=maps).env
+    say(f"recording one game of the agent ({args.policy} actions, at most {args.gif_steps} steps)")
+    episode = record_episode(env, env.default_params, network_actor(network, args.policy == "greedy"),
+                             jax.random.key(args.seed), args.gif_steps, policy_params=trained)
+    save_episode(episode, args.gif, size=args.gif_size)
+    outcome = ("won" if episode.won else "lost") if episode.ended else "still running"
+    say(f"wrote {args.gif}: {episode.num_steps} steps ({outcome}, land share "
+        f"{episode.land_shares[-1][1]:.3f}) in {time.monotonic() - start:.0f} s")
 
 
 def writable_file(path: Path) -> str | None:

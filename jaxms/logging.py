@@ -4,11 +4,14 @@ Keys: `rollout/ep_rew_mean`, `rollout/ep_len_mean` (over the last 100 finished e
 `train/{loss, policy_gradient_loss, value_loss, entropy_loss, approx_kl, clip_fraction, explained_variance,
 learning_rate}`, plus what the earlier system lost: `game/{win_rate, land_share, rank, survival_steps}` (the
 same window of episodes), `attention/{global, local, tactical}` (mean cross-scale attention weights),
-`eval/*` (evaluations for best/) and, now and then, an image of the three views (`views`).
+`eval/*` (evaluations for best/) and, every `--image-every` updates, an image of the three views (`views`)
+and an animated GIF of a short game of the current agent (`episode`, `--gif-steps` steps; TensorBoard's
+image dashboard plays it). Pictures are logged at the env step of the update, like the numbers.
 The same per-update numbers go to `progress.csv` in the run folder (for plots without TensorBoard).
 A resumed run drops the rows and events past its checkpoint (they are trained again), so neither holds a
 step twice. On a terminal a progress bar shows the run; off one (a log file, a scheduler, CI) a progress
-line is printed at least every `PROGRESS_EVERY_S` seconds.
+line is printed at least every `PROGRESS_EVERY_S` seconds. In Jupyter the bar is the notebook's own
+(tqdm.auto).
 """
 
 from __future__ import annotations
@@ -49,9 +52,13 @@ class RunLogger:
         self.env = env
         self.episodes = collections.deque(maxlen=EPISODE_WINDOW)  # (return, length, won, share, rank)
         self.total = config.ppo.total_timesteps
-        self.terminal = sys.stderr.isatty() if terminal is None else terminal
-        self.bar = tqdm(total=self.total, unit="step", unit_scale=True, dynamic_ncols=True,
-                        disable=quiet or not self.terminal, file=sys.stderr, initial=resume_step or 0)
+        notebook = in_notebook()
+        self.terminal = (sys.stderr.isatty() or notebook) if terminal is None else terminal
+        bar = tqdm
+        if notebook:  # Jupyter's own progress bar (a widget with ipywidgets, else text)
+            from tqdm.auto import tqdm as bar
+        self.bar = bar(total=self.total, unit="step", unit_scale=True, dynamic_ncols=True,
+                       disable=quiet or not self.terminal, file=sys.stderr, initial=resume_step or 0)
         self.quiet = quiet
         self._csv_file = open(csv_path, "a", newline="")
         self._csv = csv.writer(self._csv_file)
@@ -165,6 +172,21 @@ class RunLogger:
         image = np.asarray(render_observation(first, config, panel_size=128))
         self.writer.add_image("views", image, step, dataformats="HWC")
 
+    def log_episode(self, episode, step: int, fps: float = 4.0, size: int = 256) -> None:
+        """A recorded game (`jaxms.render.Episode`) as an animated GIF under `episode` (TensorBoard's image
+        dashboard plays it). Written as an image summary holding the GIF, as tensorboardX's `add_video`
+        does, but encoded by Pillow: no moviepy needed."""
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        from jaxms.render import episode_frames, gif_bytes
+
+        frames = episode_frames(episode, size)
+        width, height = frames[0].size
+        image = Summary.Image(height=height, width=width, colorspace=3,
+                              encoded_image_string=gif_bytes(frames, fps))
+        self.writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag="episode", image=image)]),
+                                                   step)
+
     def close(self) -> None:
         self._stop.set()
         if self._heartbeat is not None:
@@ -172,6 +194,13 @@ class RunLogger:
         self._csv_file.close()
         self.bar.close()
         self.writer.close()
+
+
+def in_notebook() -> bool:
+    """Running in a Jupyter kernel (its stderr is no terminal, yet it shows a progress bar)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and hasattr(shell, "kernel")
 
 
 def _duration(seconds: float) -> str:

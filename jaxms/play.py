@@ -12,9 +12,11 @@ jaxms.evaluate`.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,8 +31,16 @@ Policy = Callable[[jax.Array, dict], jax.Array]  # (key, batched obs) -> int32[N
 
 def network_policy(network, params, greedy: bool = False) -> Policy:
     """Actions of a trained network: sampled from its policy, or its most likely action."""
+    return functools.partial(network_actor(network, greedy), params)
 
-    def act(key, obs):
+
+@functools.cache
+def network_actor(network, greedy: bool = False) -> Callable[[Any, jax.Array, dict], jax.Array]:
+    """`(network params, key, batched obs) -> int32[N]`: `network_policy` with the parameters an argument,
+    so a program compiled around it serves every set of them (`jaxms.render.record_episode`). One function
+    per (network, greedy), so compiled programs are found again."""
+
+    def act(params, key, obs):
         logits, _, _ = network.apply(params, obs)
         actions = jnp.argmax(logits, axis=-1) if greedy else jax.random.categorical(key, logits)
         return actions.astype(jnp.int32)

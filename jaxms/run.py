@@ -499,6 +499,7 @@ def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
                 else "no checkpoint was saved before it")
 
     deadline = time.monotonic() + 60.0 * run.max_minutes if run.max_minutes else float("inf")
+    gif_key = jax.random.fold_in(jax.random.key(run.seed), 0x676966)  # the logged games' own stream
     completed = False
     try:
         interrupt.check()
@@ -534,7 +535,17 @@ def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
             logger.log_chunk(metrics, time.perf_counter() - start, ppo.rollout_size * ppo.updates_per_chunk)
             update = int(runner.update)
             if run.image_every and update % run.image_every < ppo.updates_per_chunk and main_process:
-                logger.log_views(local_copy(runner.obs) if parallel else runner.obs, update)
+                params_here = local_copy(runner.params) if parallel else runner.params
+                logger.log_views(local_copy(runner.obs) if parallel else runner.obs, int(runner.env_steps))
+                if run.gif_steps and hasattr(env.observer, "config"):
+                    from jaxms.play import network_actor
+                    from jaxms.render import record_episode
+
+                    # One compiled recorder serves every update: the parameters are its argument.
+                    episode = record_episode(env, env.default_params, network_actor(network),
+                                             jax.random.fold_in(gif_key, update), run.gif_steps,
+                                             policy_params=params_here)
+                    logger.log_episode(episode, int(runner.env_steps))
             if run.eval_every and update % run.eval_every < ppo.updates_per_chunk:
                 summary = {"win_rate": -1.0}
                 if main_process:  # on the parameters' host copy: this process's default device plays
