@@ -66,45 +66,90 @@ def play_games(env, params, policy: Policy, num_games: int, key: jax.Array, max_
     Each game runs until it terminates or is truncated; finished games are frozen while others go on.
     `progress(steps played, games finished)` is called from inside the jitted loop after every step (a
     host callback; keep it cheap, e.g. print now and then).
+
+    One compiled program per (env, policy function, num_games): the env params, the network's parameters
+    (a `network_policy` is split into `network_actor` and its parameters) and `max_steps` are its
+    arguments, so the evaluations of a training run, and every process with the same settings (JAX's
+    persistent cache), reuse it instead of compiling each set of parameters in as constants.
     """
-    max_steps = int(params.max_steps) if max_steps is None else max_steps
+    actor, actor_params = _actor(policy)
+    max_steps = params.max_steps if max_steps is None else max_steps
+    program = _play_program(env, actor, num_games, progress is not None)
+    _PROGRESS[0] = progress
+    try:
+        results = program(params, actor_params, key, jnp.asarray(max_steps, jnp.int32))
+        results = jax.device_get(results)
+    finally:
+        _PROGRESS[0] = None
+    return {name: np.asarray(value) for name, value in results.items() if name != "finished"}
+
+
+# The progress reporter of the `play_games` call running now: the compiled program's host callback calls
+# it, so the program does not depend on which function reports.
+_PROGRESS: list[Callable[[int, int], None] | None] = [None]
+
+
+def _report_progress(steps, finished) -> None:
+    if _PROGRESS[0] is not None:
+        _PROGRESS[0](steps, finished)
+
+
+def _actor(policy: Policy) -> tuple[Callable, Any]:
+    """(actor `(actor params, key, obs) -> actions`, its params): a `network_policy` is split in two, any
+    other policy takes no params."""
+    if isinstance(policy, functools.partial) and len(policy.args) == 1 and not policy.keywords:
+        return policy.func, policy.args[0]
+    return _without_params(policy), None
+
+
+@functools.cache
+def _without_params(policy: Policy) -> Callable:
+    """`policy` as an actor taking (ignored) params: one function per policy, so its program is found
+    again."""
+    return lambda actor_params, key, obs: policy(key, obs)
+
+
+@functools.lru_cache(maxsize=16)
+def _play_program(env, actor: Callable, num_games: int, with_progress: bool):
+    """The jitted `(env params, actor params, key, max_steps) -> per-game results` of `play_games`."""
     step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
-    zeros = jnp.zeros(num_games)
-    record = {"won": zeros.astype(bool), "land_share": zeros, "rank": zeros, "steps": zeros.astype(jnp.int32),
-              "dead": zeros.astype(bool), "finished": zeros.astype(bool)}
 
-    def body(carry):
-        obs, state, key, record, t = carry
-        key, act_key, step_key = jax.random.split(key, 3)
-        actions = policy(act_key, obs)
-        new_obs, new_state, _, terminated, truncated, info = step(jax.random.split(step_key, num_games),
-                                                                  state, actions, params)
-        ended = (terminated | truncated | (t + 1 >= max_steps)) & ~record["finished"]
-        record = {
-            "won": jnp.where(ended, info["won"], record["won"]),
-            "land_share": jnp.where(ended, info["land_share"], record["land_share"]),
-            "rank": jnp.where(ended, info["rank"], record["rank"]),
-            "steps": jnp.where(ended, new_state.steps, record["steps"]),
-            "dead": jnp.where(ended, info["dead"], record["dead"]),
-            "finished": record["finished"] | ended,
-        }
-        if progress is not None:
-            jax.debug.callback(progress, t + 1, record["finished"].sum())
-        keep = lambda new, old: jnp.where(  # noqa: E731 (finished games stay as they ended)
-            record["finished"].reshape(-1, *([1] * (new.ndim - 1))), old, new)
-        return (jax.tree.map(keep, new_obs, obs), jax.tree.map(keep, new_state, state), key, record, t + 1)
+    def run(params, actor_params, key, max_steps):  # the reset inside the one program (op by op: seconds)
+        zeros = jnp.zeros(num_games)
+        no = zeros.astype(bool)
+        record = {"won": no, "land_share": zeros, "rank": zeros, "steps": zeros.astype(jnp.int32),
+                  "dead": no, "finished": no}
 
-    def running(carry):
-        return ~carry[3]["finished"].all() & (carry[4] < max_steps)
+        def body(carry):
+            obs, state, key, record, t = carry
+            key, act_key, step_key = jax.random.split(key, 3)
+            actions = actor(actor_params, act_key, obs)
+            new_obs, new_state, _, terminated, truncated, info = step(jax.random.split(step_key, num_games),
+                                                                      state, actions, params)
+            ended = (terminated | truncated | (t + 1 >= max_steps)) & ~record["finished"]
+            record = {
+                "won": jnp.where(ended, info["won"], record["won"]),
+                "land_share": jnp.where(ended, info["land_share"], record["land_share"]),
+                "rank": jnp.where(ended, info["rank"], record["rank"]),
+                "steps": jnp.where(ended, new_state.steps, record["steps"]),
+                "dead": jnp.where(ended, info["dead"], record["dead"]),
+                "finished": record["finished"] | ended,
+            }
+            if with_progress:
+                jax.debug.callback(_report_progress, t + 1, record["finished"].sum())
+            keep = lambda new, old: jnp.where(  # noqa: E731 (finished games stay as they ended)
+                record["finished"].reshape(-1, *([1] * (new.ndim - 1))), old, new)
+            return (jax.tree.map(keep, new_obs, obs), jax.tree.map(keep, new_state, state), key, record,
+                    t + 1)
 
-    @jax.jit
-    def run(key):  # the reset inside the one compiled program (run op by op it took seconds)
+        def running(carry):
+            return ~carry[3]["finished"].all() & (carry[4] < max_steps)
+
         reset_key, play_key = jax.random.split(key)
         obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_games), params)
         return jax.lax.while_loop(running, body, (obs, state, play_key, record, jnp.int32(0)))[3]
 
-    results = run(key)
-    return {name: np.asarray(value) for name, value in results.items() if name != "finished"}
+    return jax.jit(run)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
