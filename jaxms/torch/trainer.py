@@ -84,15 +84,21 @@ class TorchTrainer:
     spent in the simulation (env steps, host transfers), the rollout's policy (forward passes, sampling)
     and the update (GAE and the epochs of minibatches)."""
 
-    def __init__(self, config: PPOConfig, env, network_config: NetworkConfig,
-                 device: str | torch.device = "cpu", seed: int = 0):
+    def __init__(self, config: PPOConfig, env, network_config: NetworkConfig | None = None,
+                 device: str | torch.device = "cpu", seed: int = 0, network: torch.nn.Module | None = None):
         config.rollout_size  # noqa: B018 (raises naming an unset size)
+        if (network_config is None) == (network is None):
+            raise ValueError("give the TorchTrainer a NetworkConfig (our network) or a torch module "
+                             "(network=, obs dict -> (masked logits, value, aux)), not both")
         self.config, self.seed = config, int(seed)
         self.device = torch.device(device)
         self.envs = JaxVectorEnv(env, config.num_envs, seed=self.seed)
         self.shapes = observation_shapes(self.envs.single_observation_space)
-        self.network: TorchNetwork = make_torch_network(network_config, self.shapes, seed=self.seed
-                                                        ).to(self.device)
+        if network is None:
+            network = make_torch_network(network_config, self.shapes, seed=self.seed)
+        self.network: TorchNetwork = network.to(self.device)
+        # What `init` starts from: the seeded initial weights.
+        self._initial = {key: value.detach().clone() for key, value in self.network.state_dict().items()}
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.learning_rate,
                                           eps=config.adam_eps)
         self.generator = torch.Generator()
@@ -108,8 +114,7 @@ class TorchTrainer:
         (`key` is accepted for the JAX trainer's signature and ignored: the seed is the constructor's.)"""
         del key
         self._obs, _ = self.envs.reset(seed=self.seed)
-        fresh = make_torch_network(self.network.config, self.shapes, self.network.num_actions, seed=self.seed)
-        self.network.load_state_dict(fresh.state_dict())
+        self.network.load_state_dict(self._initial)
         self.optimizer.state.clear()
         self.generator.manual_seed(self.seed)
         self._update, self._env_steps = 0, 0
@@ -127,9 +132,11 @@ class TorchTrainer:
             count = int(state["step"]) if "step" in state else count
         return TorchRunner(
             params=state_dict_to_flax(self.network.state_dict()),
-            opt_state={"mu": state_dict_to_flax(mu), "nu": state_dict_to_flax(nu), "count": np.int64(count)},
+            opt_state={"mu": state_dict_to_flax(mu), "nu": state_dict_to_flax(nu),
+                       "count": np.asarray(count, np.int64)},
             env=self.envs.snapshot(), obs=self._obs, generator=self.generator.get_state().numpy().copy(),
-            update=np.int32(self._update), env_steps=np.int32(self._env_steps))
+            # 0-d arrays, not NumPy scalars: orbax saves arrays only
+            update=np.asarray(self._update, np.int32), env_steps=np.asarray(self._env_steps, np.int32))
 
     def load(self, runner: TorchRunner) -> None:
         """Make the torch objects continue from `runner` (e.g. restored from a checkpoint)."""
@@ -283,7 +290,9 @@ def _torch_dtype(array: np.ndarray) -> torch.dtype:
     return torch.from_numpy(np.zeros((), array.dtype)).dtype
 
 
-def make_torch_train(config: PPOConfig, env, network_config: NetworkConfig,
-                     device: str | torch.device = "cpu", seed: int = 0) -> TorchTrainer:
-    """The torch learner for a `TerritoryEnv` (see the module docstring)."""
-    return TorchTrainer(config, env, network_config, device, seed)
+def make_torch_train(config: PPOConfig, env, network_config: NetworkConfig | None = None,
+                     device: str | torch.device = "cpu", seed: int = 0,
+                     network: torch.nn.Module | None = None) -> TorchTrainer:
+    """The torch learner for a `TerritoryEnv` (see the module docstring): our network for `network_config`,
+    or any torch module given as `network` (obs dict of tensors -> (masked logits, value, aux dict))."""
+    return TorchTrainer(config, env, network_config, device, seed, network)
