@@ -10,10 +10,17 @@ export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 
 .PHONY: install train test lint clean bench-device notebooks
 
+# The PyTorch path's wheel, installed before the extras: a bare `torch` requirement resolved with no torch
+# present pulls the CUDA build (gigabytes); this pin takes the CPU wheel our machines carry. The torch extra
+# (Stable-Baselines3 and sb3-contrib with it) then finds torch satisfied, so the torch tests run in CI.
+# `pip install -e .` alone still works without torch. Override with e.g. `make install TORCH=torch==2.6.0`.
+TORCH ?= torch==2.13.0
+
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,notebooks,video]"
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev,torch,notebooks,video]"
 	touch $(INSTALLED)
 
 install: $(INSTALLED)

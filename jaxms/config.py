@@ -56,6 +56,7 @@ from jaxms.settings import (
 )
 
 DEVICES = ("auto", "cpu", "cuda", "gpu", "mps")
+BACKENDS = ("jax", "torch")  # who trains the network (the env is JAX's either way)
 # device -> (n_envs, batch_size, n_steps): the earlier system's recommended settings.
 DEVICE_DEFAULTS = {"cuda": (8, 256, 1024), "mps": (4, 64, 512), "cpu": (2, 32, 256)}
 # On CPU, maps up to this many tiles train with more, shorter rollouts (cheap steps, quick feedback).
@@ -78,8 +79,12 @@ class RunConfig:
                        "(australia:915,290,1024,1024), a terrain PNG, or a pool of maps of one shape "
                        "(continents_256_s0-99, a+b) (see python -m jaxms.maps list)")
     maps_dir: str | None = setting(None, "folder of OpenFront map folders (also $JAXMS_MAPS_DIR)")
-    device: str = setting("auto", "cpu, cuda (gpu) or auto; mps is served by the PyTorch path, not JAX",
+    device: str = setting("auto", "cpu, cuda (gpu), mps or auto (a GPU if one is seen; on a Mac whose JAX "
+                          "sees no GPU, mps); mps trains with the PyTorch path (--backend torch)",
                           choices=DEVICES)
+    backend: str = setting("jax", "who trains the network: jax (jaxms.ppo, all in jit) or torch (the PyTorch "
+                           "mirror, jaxms.torch, fed by the JAX env; --device mps selects it)",
+                           choices=BACKENDS)
     seed: int = setting(0, "random seed (same seed, same run), 0..2^63-1")
     output_dir: str = setting("runs", "folder for runs")
     name: str | None = setting(None, "run name (default: map and obs mode)")
@@ -107,6 +112,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_choice("RunConfig", "device", self.device, DEVICES)
+        check_choice("RunConfig", "backend", self.backend, BACKENDS)
         if not isinstance(self.map, str) or not self.map:
             raise ValueError(f"RunConfig.map must be a map spec, got {self.map!r}")
         check_int("RunConfig", "seed", self.seed, 0, MAX_SEED)

@@ -50,8 +50,8 @@ from jaxms.ppo.config import PPOConfig
 def detect_device(requested: str) -> str:
     """'cpu' or 'cuda' (JAX's platform for the run). 'mps' is refused with where to go instead."""
     if requested == "mps":
-        raise ValueError("--device mps: JAX has no working Metal backend; on a Mac, train the same network "
-                         "with the PyTorch path (jaxms.torch_backend) or use --device cpu")
+        raise ValueError("--device mps: JAX has no working Metal backend; on a Mac the PyTorch path trains "
+                         "the same network on MPS (python -m jaxms.train --device mps), or use --device cpu")
     platforms = {d.platform for d in jax.devices()}
     if requested in ("cuda", "gpu"):
         if "gpu" not in platforms and "cuda" not in platforms:
@@ -61,6 +61,47 @@ def detect_device(requested: str) -> str:
     if requested == "cpu":
         return "cpu"
     return "cuda" if ("gpu" in platforms or "cuda" in platforms) else "cpu"
+
+
+def _jax_sees_gpu() -> bool:
+    return any(d.platform in ("gpu", "cuda") for d in jax.devices())
+
+
+def _mps_available() -> bool:
+    """PyTorch's MPS backend is usable here (only asked on a Mac, and only when torch is installed)."""
+    if sys.platform != "darwin":
+        return False
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.backends.mps.is_available())
+
+
+def training_backend(config: TrainConfig) -> tuple[str, str]:
+    """(backend, device) a run trains with: ("jax", "cpu" | "cuda") or ("torch", "cpu" | "cuda" | "mps").
+
+    `--device mps` always means the PyTorch path (JAX has no working Metal backend), and so does
+    `--device auto` on a Mac whose JAX sees no GPU when PyTorch's MPS backend is available. Raises
+    ValueError (one line) when the torch path is asked for without PyTorch installed or on a device that
+    is not there, or with a setting it cannot honour."""
+    requested, backend = config.run.device, config.run.backend
+    if requested == "mps":
+        backend = "torch"
+    elif requested == "auto" and backend == "jax" and _mps_available() and not _jax_sees_gpu():
+        backend, requested = "torch", "mps"
+    if backend == "jax":
+        return "jax", detect_device(requested)
+    from jaxms.torch import INSTALL_HINT
+
+    try:
+        from jaxms.torch.trainer import resolve_torch_device
+    except ImportError:
+        raise ValueError(f"--backend torch (and --device mps): {INSTALL_HINT}") from None
+    if config.network.dtype != "float32":
+        raise ValueError(f"--network-dtype {config.network.dtype}: the PyTorch path (--backend torch, "
+                         "--device mps) computes in float32 only; use --network-dtype float32")
+    return "torch", resolve_torch_device(requested).type
 
 
 def load_game_maps(config: TrainConfig) -> list:
@@ -423,8 +464,11 @@ def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
         initialize(config.run.coordinator, config.run.num_processes, config.run.process_id)
     main_process = jax.process_index() == 0  # logs, evaluates, writes the run folder's files
     quiet = quiet or not main_process
-    device = detect_device(config.run.device)
-    if device == "cpu":
+    backend, device = training_backend(config)
+    if backend == "torch" and (config.run.devices != "1" or config.run.coordinator):
+        raise ValueError(f"--devices {config.run.devices} / --coordinator: the PyTorch path (--backend torch, "
+                         "--device mps) trains on one device in one process; use --backend jax to scale out")
+    if backend == "jax" and device == "cpu":
         # this process's own first CPU device (in a multi-process run, jax.devices() starts with process 0's)
         jax.config.update("jax_default_device", jax.local_devices(backend="cpu")[0])
     resume_from = None
@@ -437,11 +481,23 @@ def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
         if differ:
             raise ValueError(fixed_settings_message(differ, config.run.continue_from)
                              + " (in Python: jaxms.run.resume_config)")
+        if backend != saved.run.backend:
+            raise ValueError(f"--continue-from {config.run.continue_from}: the run trains with --backend "
+                             f"{saved.run.backend} and --device {config.run.device} would train it with "
+                             f"{backend}; resume it on a device its backend has (cpu, cuda"
+                             f"{', mps' if saved.run.backend == 'torch' else ''})")
         run_dir, resume_from = folder.parent, (folder, step)
     maps = load_game_maps(config)
     config = resolve(config, maps[0].width * maps[0].height, device)
+    if backend != config.run.backend:  # --device mps (or auto on a Mac): the run's config says so
+        config = config.replace(backend=backend)
     env, network, ppo, _ = build_run(config, maps=maps)
-    trainer, parallel = _trainer(config, device, env, network)
+    if backend == "torch":
+        from jaxms.torch.trainer import make_torch_train
+
+        trainer, parallel = make_torch_train(ppo, env, config.network, device, seed=config.run.seed), False
+    else:
+        trainer, parallel = _trainer(config, device, env, network)
     if resume_from is None:  # process 0 makes the folder; the others write their checkpoint parts into it
         run_dir = Path(from_main_process(str(_run_folder(config, maps)) if main_process else ""))
     checkpoints = None
@@ -449,7 +505,8 @@ def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
         if resume_from is None and main_process:
             (run_dir / "config.json").write_text(config.to_json() + "\n")
         if not quiet:
-            print(f"run folder: {run_dir}\n{env}\nPPO: {ppo}\nconfig:\n{config.to_json()}", flush=True)
+            print(f"run folder: {run_dir}\n{env}\nPPO: {ppo}\ntraining with {backend} on {device}\n"
+                  f"config:\n{config.to_json()}", flush=True)
         runner = trainer.init(jax.random.key(config.run.seed))
         best_win_rate = -1.0
         if resume_from is not None:

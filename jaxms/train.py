@@ -93,6 +93,10 @@ def _parse(argv: list[str] | None) -> tuple[TrainConfig, dict]:
             if value is not None:
                 settings[leaf.path], names[leaf.path] = value, f"--{flag}"
         config = build_config(settings)
+        if config.run.device == "mps" and settings.get(("run", "backend")) == "jax":
+            raise ValueError(f"{names[('run', 'backend')]} jax with --device mps: JAX has no working Metal "
+                             "backend, mps trains with the PyTorch path; leave the backend out or give "
+                             "--backend torch")
         if config.run.continue_from:
             from jaxms.run import RESUME_SETTINGS, fixed_settings_message
 

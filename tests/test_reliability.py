@@ -254,6 +254,28 @@ def test_every_folder_of_a_run_is_evaluable(finished_run, tmp_path):
         assert config.ppo.total_timesteps == 32 and jax.tree.leaves(params)
 
 
+def test_a_jax_runs_network_loads_into_the_torch_network(finished_run):
+    """The other direction of tests/test_torch.py's: a JAX run's best/ weights in the PyTorch mirror give the
+    JAX network's logits and values (within 1e-5) on observations of the run's shapes."""
+    torch = pytest.importorskip("torch", reason="PyTorch is optional (pip install -e '.[torch]')")
+    from jaxms.run import load_run
+    from jaxms.torch.convert import load_torch_network
+
+    run = finished_run[0]
+    config, _, network, params = load_run(run)
+    torch_net, torch_config = load_torch_network(run)
+    assert torch_config == config and config.run.backend == "jax"
+    shapes = torch_net.shapes
+    obs = network.example_observation(seed=1, batch=(8,), global_size=shapes["map"][0],
+                                      channels=shapes["map"][-1], features=shapes["features"][0])
+    logits, value, _ = jax.jit(network.apply)(params, obs)
+    with torch.no_grad():
+        torch_obs = {key: torch.from_numpy(np.array(value)) for key, value in obs.items()}
+        torch_logits, torch_value, _ = torch_net(torch_obs)
+    np.testing.assert_allclose(torch_logits.numpy(), np.asarray(logits), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(torch_value.numpy(), np.asarray(value), atol=1e-5, rtol=0)
+
+
 def test_evaluate_a_run_without_best_shows_what_it_loads_and_games_as_they_go(finished_run, tmp_path, capsys,
                                                                              monkeypatch):
     import jaxms.play

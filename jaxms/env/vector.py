@@ -182,6 +182,23 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
             raise RuntimeError("call reset() before action_masks()")
         return self._masks.copy()
 
+    def snapshot(self) -> dict[str, Any]:
+        """The wrapper's whole state, to checkpoint and `restore` (a pytree: the batched EnvState on the
+        device and the wrapper's typed key). The current observations are not in it: keep the last ones
+        `step` returned."""
+        self._check_open()
+        if self._state is None:
+            raise RuntimeError("call reset() before snapshot()")
+        return {"state": self._state, "key": self._key}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Continue from a `snapshot` (restored from a checkpoint: arrays may be NumPy): the next `step`
+        is the one that would have followed it."""
+        self._check_open()
+        state = jax.tree.map(jax.numpy.asarray, snapshot["state"])
+        self._state, self._key = state, snapshot["key"]
+        self._masks = np.repeat(np.asarray(state.legal), len(INTENSITIES), axis=1)
+
     def render(self) -> None:
         raise NotImplementedError("JaxVectorEnv does not render; draw the game from the JAX env's state "
                                   "instead")
