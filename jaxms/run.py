@@ -466,8 +466,9 @@ def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
     quiet = quiet or not main_process
     backend, device = training_backend(config)
     if backend == "torch" and (config.run.devices != "1" or config.run.coordinator):
-        raise ValueError(f"--devices {config.run.devices} / --coordinator: the PyTorch path (--backend torch, "
-                         "--device mps) trains on one device in one process; use --backend jax to scale out")
+        raise ValueError(f"--devices {config.run.devices} / --coordinator: the PyTorch path (--backend "
+                         "torch, --device mps) trains on one device in one process; use --backend jax to "
+                         "scale out")
     if backend == "jax" and device == "cpu":
         # this process's own first CPU device (in a multi-process run, jax.devices() starts with process 0's)
         jax.config.update("jax_default_device", jax.local_devices(backend="cpu")[0])
