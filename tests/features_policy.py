@@ -15,9 +15,9 @@ GAINS = (2**0.5, 2**0.5, 0.01, 1.0)  # hidden, hidden, policy, value
 class TorchFeaturesPolicy(torch.nn.Module):
     def __init__(self, features: int = 4, actions: int = 45):
         super().__init__()
-        for index, (size_in, size_out) in enumerate(((features, 64), (64, 64), (64, actions), (64, 1))):
-            layer = torch.nn.Linear(size_in, size_out)
-            torch.nn.init.orthogonal_(layer.weight, GAINS[index])
+        layers = [torch.nn.Linear(*sizes) for sizes in ((features, 64), (64, 64), (64, actions), (64, 1))]
+        for index, (layer, gain) in enumerate(zip(layers, GAINS, strict=True)):  # made, then initialised
+            torch.nn.init.orthogonal_(layer.weight, gain)
             torch.nn.init.zeros_(layer.bias)
             self.add_module(f"Dense_{index}", layer)
 
