@@ -38,7 +38,9 @@ def _flatten(tree: Mapping, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...
 
 def _to_numpy(value: Any) -> np.ndarray:
     if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", torch.float32).numpy()
+        # A copy: `.numpy()` of a CPU float32 tensor shares its memory, so a saved runner's biases and Adam
+        # moments (1-D, not transposed) would go on changing with the live network's.
+        return value.detach().to("cpu", torch.float32).numpy().copy()
     return np.asarray(value, dtype=np.float32)
 
 
