@@ -298,6 +298,8 @@ def test_device_and_backend_errors_are_one_line(capsys):
     assert "--backend jax with --device mps" in capsys.readouterr().err
     assert train_main(["--backend", "torch", "--network-dtype", "bfloat16", "--map", "plains_32"]) == 2
     assert "computes in float32 only" in capsys.readouterr().err
+    assert train_main(["--backend", "torch", "--devices", "2", "--map", "plains_32"]) == 2
+    assert "trains on one device in one process" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert train_main(["--backend", "torch", "--device", "cuda", "--map", "plains_32"]) == 2
         assert "PyTorch sees no CUDA GPU" in capsys.readouterr().err
