@@ -43,10 +43,12 @@ lint: $(INSTALLED)
 # halve it. A test file runs on one worker (--dist loadfile), so its module fixtures (a trained run) are
 # made once and its later compiles hit JAX's persistent cache.
 PYTEST_WORKERS ?= 2
-# The notebooks run too (nbmake: each in its own kernel, at the small sizes of its parameter cell).
+# The notebooks run too (nbmake: each in its own kernel, at the small sizes of its parameter cell), and
+# first: they are the longest files, and files are handed to the workers in the order given, so the many
+# short test files fill in around them instead of one long notebook running alone at the end.
 test: $(INSTALLED) lint
 	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --nbmake \
-		--nbmake-timeout=900 tests notebooks
+		--nbmake-timeout=900 notebooks tests
 
 # Jupyter Lab on notebooks/ with the project's environment (its kernel is .venv's Python).
 notebooks: $(INSTALLED)
