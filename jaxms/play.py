@@ -180,12 +180,26 @@ def summarise(games: dict[str, np.ndarray]) -> dict[str, float]:
 def evaluate_policies(env_factory, params_factory, policies: dict[str, Policy | str], num_games: int,
                       seed: int = 0, report: Callable[[str], None] | None = None) -> dict[str, dict]:
     """Summaries per policy; a policy given as "tribe" plays the seat with the tribe rules (autopilot).
-    `report(line)`: games finished as they go (every `REPORT_EVERY_S` seconds) and each policy's result."""
+    `report(line)`: games finished as they go (every `REPORT_EVERY_S` seconds) and each policy's result.
+
+    The policies that are not "tribe" play in one compiled program (one env, and the policy picked by an
+    argument: `lax.switch` over them), so evaluating a network beside the random and WAIT baselines
+    compiles the game once, not once per policy. Each policy's games are what `play_games` alone gives."""
     results = {}
+    seated = {name: policy for name, policy in policies.items() if policy != "tribe"}
+    menu = _menu(tuple(_actor(policy)[0] for policy in seated.values()))
+    menu_params = tuple(_actor(policy)[1] for policy in seated.values())
+    shared_env = None
     for name, policy in policies.items():
-        env = env_factory(autopilot=policy == "tribe")
-        params = params_factory(env)
-        play = wait_policy if policy == "tribe" else policy
+        if policy == "tribe":
+            env = env_factory(autopilot=True)
+            params, play = params_factory(env), wait_policy
+        else:
+            if shared_env is None:
+                shared_env = env_factory(autopilot=False)
+                shared_params = params_factory(shared_env)
+            env, params = shared_env, shared_params
+            play = functools.partial(menu, (jnp.int32(list(seated).index(name)), menu_params))
         start = time.monotonic()
         progress = None
         if report is not None:
@@ -197,6 +211,21 @@ def evaluate_policies(env_factory, params_factory, policies: dict[str, Policy | 
             report(f"{name}: {num_games}/{num_games} games played in {time.monotonic() - start:.0f} s, win "
                    f"rate {results[name]['win_rate']:.2f}")
     return results
+
+
+@functools.cache
+def _menu(actors: tuple[Callable, ...]) -> Callable:
+    """An actor `((index, (params of each actor)), key, obs) -> actions` playing `actors[index]`: one
+    function per tuple of actors, so the program compiled around it is found again."""
+
+    def branch(i: int) -> Callable:
+        return lambda all_params, key, obs: actors[i](all_params[i], key, obs)
+
+    def act(choice, key, obs):
+        index, all_params = choice
+        return jax.lax.switch(index, [branch(i) for i in range(len(actors))], all_params, key, obs)
+
+    return act
 
 
 REPORT_EVERY_S = 10.0
