@@ -72,7 +72,7 @@ def play_games(env, params, policy: Policy, num_games: int, key: jax.Array, max_
     arguments, so the evaluations of a training run, and every process with the same settings (JAX's
     persistent cache), reuse it instead of compiling each set of parameters in as constants.
     """
-    actor, actor_params = _actor(policy)
+    actor, actor_params = as_actor(policy)
     max_steps = params.max_steps if max_steps is None else max_steps
     program = _play_program(env, actor, num_games, progress is not None)
     _PROGRESS[0] = progress
@@ -94,9 +94,10 @@ def _report_progress(steps, finished) -> None:
         _PROGRESS[0](steps, finished)
 
 
-def _actor(policy: Policy) -> tuple[Callable, Any]:
+def as_actor(policy: Policy) -> tuple[Callable, Any]:
     """(actor `(actor params, key, obs) -> actions`, its params): a `network_policy` is split in two, any
-    other policy takes no params."""
+    other policy takes no params. Compiled players (`play_games`, `jaxms.render.record_episode`) take the
+    params as an argument, so one program serves every set of them."""
     if isinstance(policy, functools.partial) and len(policy.args) == 1 and not policy.keywords:
         return policy.func, policy.args[0]
     return _without_params(policy), None
@@ -187,8 +188,8 @@ def evaluate_policies(env_factory, params_factory, policies: dict[str, Policy | 
     compiles the game once, not once per policy. Each policy's games are what `play_games` alone gives."""
     results = {}
     seated = {name: policy for name, policy in policies.items() if policy != "tribe"}
-    menu = _menu(tuple(_actor(policy)[0] for policy in seated.values()))
-    menu_params = tuple(_actor(policy)[1] for policy in seated.values())
+    menu = _menu(tuple(as_actor(policy)[0] for policy in seated.values()))
+    menu_params = tuple(as_actor(policy)[1] for policy in seated.values())
     shared_env = None
     for name, policy in policies.items():
         if policy == "tribe":

@@ -114,7 +114,11 @@ def record_episode(env, params, policy: Callable, key, max_steps: int | None = N
     max_steps = int(params.max_steps) if max_steps is None else max_steps
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
-    run = _recorder(env, policy, max_steps, policy_params is not None)
+    if policy_params is None:  # a plain policy, or a `network_policy` split into its actor and parameters
+        from jaxms.play import as_actor
+
+        policy, policy_params = as_actor(policy)
+    run = _recorder(env, policy, max_steps)
     first, steps = jax.device_get(run(params, policy_params, key))
     played = int(np.asarray(steps["played"]).sum())  # steps up to and including the game's end
 
@@ -134,9 +138,10 @@ def record_episode(env, params, policy: Callable, key, max_steps: int | None = N
 
 
 @functools.lru_cache(maxsize=16)
-def _recorder(env, policy: Callable, max_steps: int, takes_params: bool):
-    """The jitted `run(env params, policy params, key) -> (first frame, per-step records [max_steps])`, made
-    once per (env, policy, length). Steps after the game's end repeat its last state (`played` False)."""
+def _recorder(env, policy: Callable, max_steps: int):
+    """The jitted `run(env params, policy params, key) -> (first frame, per-step records [max_steps])` of an
+    actor `policy(policy params, key, obs)`, made once per (env, policy, length). Steps after the game's
+    end repeat its last state (`played` False)."""
     import jax
     import jax.numpy as jnp
 
@@ -159,7 +164,7 @@ def _recorder(env, policy: Callable, max_steps: int, takes_params: bool):
         def body(carry, _):
             obs, state, key, over = carry
             key, act_key, step_key = jax.random.split(key, 3)
-            action = policy(policy_params, act_key, obs) if takes_params else policy(act_key, obs)
+            action = policy(policy_params, act_key, obs)
             new_obs, new_state, reward, terminated, truncated, info = step(step_key[None], state, action,
                                                                           params)
             ended = (terminated | truncated)[0]
