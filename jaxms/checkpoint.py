@@ -22,6 +22,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
 
@@ -46,6 +47,10 @@ def from_saveable(tree: Any, template: Any) -> Any:
     def restore_leaf(t, x):
         if getattr(t, "size", 1) == 0:
             return t
+        if isinstance(t, jax.Array) and not t.committed and isinstance(x, jax.Array) and x.committed:
+            # Placed like the template: orbax returns arrays committed to a device, freshly made ones are
+            # not, and jit compiles anew for a change of either (a resumed run recompiled its whole chunk).
+            x = jnp.asarray(np.asarray(x))
         return jax.random.wrap_key_data(x, impl=jax.random.key_impl(t)) if _is_key(t) else x
 
     return jax.tree.map(restore_leaf, template, tree, is_leaf=lambda x: x is None)
