@@ -15,24 +15,33 @@ from jaxms.game.conquest import cover_board, new_board, pair_tile_values
 from jaxms.game.structures import DEFENSE_POST, active_defense_posts, defense_cover
 
 RULES = game.Rules()
-run = jax.jit(game.run_ticks, static_argnums=(2, 3))
-batch_run = jax.jit(lambda states, arrays, n, rules: jax.vmap(lambda s: game.run_ticks(s, arrays, n, rules))(
-    states), static_argnums=(2, 3))
+SLOTS = 8  # structure slots of every test game (posts fill the first ones): one compiled tick per map
+
+
+def ticks(state, arrays, n, rules):
+    """`n` ticks (`game.tick` in a loop whose count is an argument: one compile serves every length)."""
+    return jax.lax.fori_loop(0, n, lambda _, s: game.tick(s, arrays, rules), state)
+
+
+run = jax.jit(ticks, static_argnums=3)
+batch_run = jax.jit(jax.vmap(ticks, in_axes=(0, None, None, None)), static_argnums=3)
 cover = jax.jit(defense_cover, static_argnums=1)
 MAPS = {name: (lambda m: (m, game.map_arrays(m)))(load_map(name))
-        for name in ("plains_64x48", "plains_160x48", "plains_256x160", "continents_96_s2")}
+        for name in ("plains_64x48", "plains_256x160", "continents_96_s2")}
 
 
 def with_posts(state, posts):
-    """`state` with one structure slot per post (owner, y, x) or (owner, y, x, ready tick)."""
+    """`state` with SLOTS structure slots, the first holding the posts (owner, y, x) or (owner, y, x, ready
+    tick), the others empty."""
     posts = [(*p, 0) if len(p) == 3 else p for p in posts]
-    size = len(posts)
+    empty = SLOTS - len(posts)
+    assert empty >= 0, f"at most {SLOTS} posts"
     return state.replace(
-        structure_kind=jnp.full(size, DEFENSE_POST, jnp.int8),
-        structure_owner=jnp.array([p[0] for p in posts], jnp.uint8).reshape(size),
-        structure_pos=jnp.array([p[1:3] for p in posts], jnp.int32).reshape(size, 2),
-        structure_level=jnp.ones(size, jnp.int32),
-        structure_ready=jnp.array([p[3] for p in posts], jnp.int32).reshape(size))
+        structure_kind=jnp.array([DEFENSE_POST] * len(posts) + [0] * empty, jnp.int8),
+        structure_owner=jnp.array([p[0] for p in posts] + [0] * empty, jnp.uint8),
+        structure_pos=jnp.array([p[1:3] for p in posts] + [(0, 0)] * empty, jnp.int32).reshape(SLOTS, 2),
+        structure_level=jnp.ones(SLOTS, jnp.int32),
+        structure_ready=jnp.array([p[3] for p in posts] + [0] * empty, jnp.int32))
 
 
 def without_posts(state):
@@ -158,8 +167,8 @@ def test_posts_that_do_not_cover_the_attacked_tiles_change_nothing(case):
         posts = [(2, 24, 40, 10**6)]
     else:
         # Covers player 2's tiles from column 120 on: ten ticks of this attack take under five columns.
-        state, arrays = front("plains_160x48", [40], [100_000, 10_000])
-        posts = [(2, 24, 150)]
+        state, arrays = front("plains_256x160", [40], [100_000, 10_000])
+        posts = [(2, 80, 150)]
         assert np.asarray(cover(with_posts(state, posts), RULES)).sum() > 1000
     state = attack(with_posts(state, posts), 1, 2, 30_000)
     end = run(state, arrays, 10, RULES)
