@@ -11,6 +11,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ["JAX_PLATFORMS"] = "cpu"
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+# Most of the suite's time is XLA compiling small programs, not running them. XLA's older CPU loop emitters
+# and LLVM without its expensive passes compile the env's step ~35% faster and compute the same bits
+# (test_golden's hashes are unchanged); programs on big maps run slower with them, so only the tests (and
+# the notebooks and command-line runs they start, which inherit this environment) use them.
+TEST_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false", "--xla_llvm_disable_expensive_passes=true")
+os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), *TEST_XLA_FLAGS]).strip()
 
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
