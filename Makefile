@@ -43,12 +43,16 @@ lint: $(INSTALLED)
 # halve it. A test file runs on one worker (--dist loadfile), so its module fixtures (a trained run) are
 # made once and its later compiles hit JAX's persistent cache.
 PYTEST_WORKERS ?= 2
-# The notebooks run too (nbmake: each in its own kernel, at the small sizes of its parameter cell), and
-# first: they are the longest files, and files are handed to the workers in the order given, so the many
-# short test files fill in around them instead of one long notebook running alone at the end.
+# The notebooks run too (nbmake: each in its own kernel, at the small sizes of its parameter cell). Files are
+# handed to the workers in the order given (--no-loadscope-reorder; xdist's default sorts them by their
+# number of tests, which sent the longest files, the notebooks and the learning smoke tests, last, to run
+# alone at the end): the longest first, then the rest (pytest collects a file named twice once), so the
+# many short files fill in around them.
+LONGEST_TESTS := tests/test_reliability.py tests/test_ppo.py notebooks/02_train_and_evaluate.ipynb \
+	tests/test_torch_learning.py notebooks/03_single_vs_multi_scale.ipynb
 test: $(INSTALLED) lint
-	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --nbmake \
-		--nbmake-timeout=900 notebooks tests
+	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--nbmake --nbmake-timeout=900 $(LONGEST_TESTS) notebooks tests
 
 # Jupyter Lab on notebooks/ with the project's environment (its kernel is .venv's Python).
 notebooks: $(INSTALLED)

@@ -120,11 +120,8 @@ def main() -> None:
     # pool of start positions that training auto-reset from.
     maps = load_game_maps(trained_config)
 
-    def env_factory(autopilot: bool):
-        return build_run(trained_config, agent_autopilot=autopilot, maps=maps).env
-
-    results = evaluate_policies(env_factory, lambda env: env.default_params, policies, args.games,
-                                seed=args.seed + 1000)
+    env = build_run(trained_config, maps=maps).env
+    results = evaluate_policies(env, env.default_params, policies, args.games, seed=args.seed + 1000)
     print(format_table(results))
     progress = list(csv.DictReader((run_dir / "progress.csv").open()))
     agent, random_, tribe = results["agent"], results["random"], results["tribe"]

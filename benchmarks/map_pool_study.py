@@ -28,12 +28,8 @@ SETTINGS = dict(num_bots=5, max_steps=80, time_limit="lose", network_width=0.25,
 
 
 def evaluate_on(config: TrainConfig, policies: dict, games: int, seed: int) -> dict[str, dict]:
-    maps = load_game_maps(config)
-
-    def env_factory(autopilot: bool):
-        return build_run(config, agent_autopilot=autopilot, maps=maps).env
-
-    return evaluate_policies(env_factory, lambda env: env.default_params, policies, games, seed=seed)
+    env = build_run(config, maps=load_game_maps(config)).env
+    return evaluate_policies(env, env.default_params, policies, games, seed=seed)
 
 
 def main() -> None:

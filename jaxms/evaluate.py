@@ -92,11 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     policies: dict[str, Policy | str] = {"agent": network_policy(network, trained, args.policy == "greedy")}
     policies.update({name: BASELINES[name] for name in baselines})
 
-    def env_factory(autopilot: bool):
-        return build_run(config, agent_autopilot=autopilot, maps=maps).env
-
-    results = evaluate_policies(env_factory, lambda env: env.default_params, policies, args.games, args.seed,
-                                report=say)
+    env = build_run(config, maps=maps).env
+    results = evaluate_policies(env, env.default_params, policies, args.games, args.seed, report=say)
     print(f"{config.run.map}, {config.env.num_bots} tribes, {args.games} games per policy "
           f"({args.policy} actions)")
     print(format_table(results))

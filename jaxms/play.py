@@ -74,7 +74,7 @@ def play_games(env, params, policy: Policy, num_games: int, key: jax.Array, max_
     """
     actor, actor_params = as_actor(policy)
     max_steps = params.max_steps if max_steps is None else max_steps
-    program = _play_program(env, actor, num_games, progress is not None)
+    program = _play_program(env, actor, num_games)
     _PROGRESS[0] = progress
     try:
         results = program(params, actor_params, key, jnp.asarray(max_steps, jnp.int32))
@@ -111,7 +111,7 @@ def _without_params(policy: Policy) -> Callable:
 
 
 @functools.lru_cache(maxsize=16)
-def _play_program(env, actor: Callable, num_games: int, with_progress: bool):
+def _play_program(env, actor: Callable, num_games: int):
     """The jitted `(env params, actor params, key, max_steps) -> per-game results` of `play_games`."""
     step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
 
@@ -136,8 +136,8 @@ def _play_program(env, actor: Callable, num_games: int, with_progress: bool):
                 "dead": jnp.where(ended, info["dead"], record["dead"]),
                 "finished": record["finished"] | ended,
             }
-            if with_progress:
-                jax.debug.callback(_report_progress, t + 1, record["finished"].sum())
+            # Always there (a no-op without a reporter), so playing with or without one is one program.
+            jax.debug.callback(_report_progress, t + 1, record["finished"].sum())
             keep = lambda new, old: jnp.where(  # noqa: E731 (finished games stay as they ended)
                 record["finished"].reshape(-1, *([1] * (new.ndim - 1))), old, new)
             return (jax.tree.map(keep, new_obs, obs), jax.tree.map(keep, new_state, state), key, record,
@@ -178,40 +178,58 @@ def summarise(games: dict[str, np.ndarray]) -> dict[str, float]:
     return summary
 
 
-def evaluate_policies(env_factory, params_factory, policies: dict[str, Policy | str], num_games: int,
-                      seed: int = 0, report: Callable[[str], None] | None = None) -> dict[str, dict]:
-    """Summaries per policy; a policy given as "tribe" plays the seat with the tribe rules (autopilot).
-    `report(line)`: games finished as they go (every `REPORT_EVERY_S` seconds) and each policy's result.
+def evaluate_policies(env, params, policies: dict[str, Policy | str], num_games: int, seed: int = 0,
+                      report: Callable[[str], None] | None = None, key: jax.Array | None = None
+                      ) -> dict[str, dict]:
+    """Summaries per policy; a policy given as "tribe" plays the seat with the tribe rules (the env's
+    autopilot, `params.agent_autopilot`). `report(line)`: games finished as they go (every `REPORT_EVERY_S`
+    seconds) and each policy's result. The games of every policy are drawn from `key` (default
+    `jax.random.key(seed)`).
 
-    The policies that are not "tribe" play in one compiled program (one env, and the policy picked by an
-    argument: `lax.switch` over them), so evaluating a network beside the random and WAIT baselines
-    compiles the game once, not once per policy. Each policy's games are what `play_games` alone gives."""
+    Every policy plays in one compiled program per (env, number of games, actors): the policy is picked by
+    an argument (`lax.switch` over the policies' actors and the random and WAIT baselines', always all of
+    them) and the autopilot is a param. So evaluating a network alone (the training loop's evaluations) or
+    beside any of the baselines (`python -m jaxms.evaluate`) compiles the game once. Each policy's games
+    are what `play_games` alone gives."""
+    menu, choices = _evaluation_menu(policies)
+    key = jax.random.key(seed) if key is None else key
     results = {}
-    seated = {name: policy for name, policy in policies.items() if policy != "tribe"}
-    menu = _menu(tuple(as_actor(policy)[0] for policy in seated.values()))
-    menu_params = tuple(as_actor(policy)[1] for policy in seated.values())
-    shared_env = None
     for name, policy in policies.items():
-        if policy == "tribe":
-            env = env_factory(autopilot=True)
-            params, play = params_factory(env), wait_policy
-        else:
-            if shared_env is None:
-                shared_env = env_factory(autopilot=False)
-                shared_params = params_factory(shared_env)
-            env, params = shared_env, shared_params
-            play = functools.partial(menu, (jnp.int32(list(seated).index(name)), menu_params))
         start = time.monotonic()
         progress = None
         if report is not None:
             report(f"{name}: playing {num_games} games")
             progress = _progress_reporter(name, num_games, report)
-        games = play_games(env, params, play, num_games, jax.random.key(seed), progress=progress)
+        seat = params.replace(agent_autopilot=jnp.bool_(policy == "tribe"))
+        play = functools.partial(menu, choices[name])
+        games = play_games(env, seat, play, num_games, key, progress=progress)
         results[name] = summarise(games)
         if report is not None:
             report(f"{name}: {num_games}/{num_games} games played in {time.monotonic() - start:.0f} s, win "
                    f"rate {results[name]['win_rate']:.2f}")
     return results
+
+
+def _evaluation_menu(policies: dict[str, Policy | str]) -> tuple[Callable, dict[str, tuple]]:
+    """(the menu actor, each policy's choice `(index, (params of each actor))`) of `evaluate_policies`: the
+    distinct actors of the policies, then the random and WAIT baselines' (whether asked for or not, so
+    that every evaluation of a network uses one program); "tribe" picks WAIT (its actions are ignored)."""
+    split = {name: as_actor(wait_policy if policy == "tribe" else policy)
+             for name, policy in policies.items()}
+    baselines = [as_actor(random_policy)[0], as_actor(wait_policy)[0]]  # last, in this order, always
+    others = dict.fromkeys(actor for actor, _ in split.values() if actor not in baselines)
+    actors = [*others, *baselines]
+    # One parameter slot per actor: the first policy's that uses it (a switch needs one structure per
+    # branch); a policy's own parameters go in its slot when it is chosen.
+    defaults = [None] * len(actors)
+    for actor, actor_params in reversed(split.values()):
+        defaults[actors.index(actor)] = actor_params
+    choices = {}
+    for name, (actor, actor_params) in split.items():
+        index = actors.index(actor)
+        slots = tuple(actor_params if i == index else default for i, default in enumerate(defaults))
+        choices[name] = (jnp.int32(index), slots)
+    return _menu(tuple(actors)), choices
 
 
 @functools.cache

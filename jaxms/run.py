@@ -458,7 +458,7 @@ def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
     from jaxms.checkpoint import Checkpointer, CheckpointError
     from jaxms.distributed import any_process, from_main_process, initialize, local_copy
     from jaxms.logging import RunLogger
-    from jaxms.play import network_policy, play_games, summarise
+    from jaxms.play import evaluate_policies, network_policy
 
     if config.run.coordinator:  # before anything else starts JAX (a no-op if the command line did it)
         initialize(config.run.coordinator, config.run.num_processes, config.run.process_id)
@@ -607,9 +607,11 @@ def _train(config: TrainConfig, quiet: bool, interrupt: _Interrupt) -> Path:
             if run.eval_every and update % run.eval_every < ppo.updates_per_chunk:
                 summary = {"win_rate": -1.0}
                 if main_process:  # on the parameters' host copy: this process's default device plays
+                    # The program `python -m jaxms.evaluate` plays too (one compile serves both).
                     policy = network_policy(network, local_copy(runner.params) if parallel else runner.params)
-                    summary = summarise(play_games(env, env.default_params, policy, run.eval_games,
-                                                   jax.random.fold_in(jax.random.key(run.seed), update)))
+                    key = jax.random.fold_in(jax.random.key(run.seed), update)
+                    summary = evaluate_policies(env, env.default_params, {"agent": policy}, run.eval_games,
+                                                key=key)["agent"]
                     logger.log_evaluation(summary, int(runner.env_steps))
                 win_rate = from_main_process(float(summary["win_rate"]))
                 if win_rate > best_win_rate:  # every process writes its part (orbax), process 0 the meta

@@ -89,6 +89,8 @@ class EnvParams:
     win_reward: jax.Array  # float32[]: added on the step the agent wins
     loss_reward: jax.Array  # float32[]: added on the step the agent dies or another player wins
     rank_scale: jax.Array  # float32[]: per-step scale of the rank reward (reward="rank")
+    agent_autopilot: jax.Array  # bool[]: the agent's seat plays by the tribe rules and its actions are
+    #                             ignored (the "tribe" baseline); an argument, so one program serves both
     maps: EnvMaps  # the map pool, leading axis [M]
     pool_states: EnvState | None  # fresh episodes with a leading axis [K]: the start positions of auto-reset
     pool_obs: Any  # their first observations, leading axis [K]
@@ -122,7 +124,8 @@ class TerritoryEnv:
         config: the env's settings (`EnvConfig`; its `obs` is the observation config, sized for the map).
         rules: the game's constants (the engine's defaults).
         seed: seed of the start positions in `default_params`.
-        agent_autopilot: the agent's seat played by the tribe rules (actions are ignored): a baseline.
+        agent_autopilot: the agent's seat played by the tribe rules (actions are ignored): a baseline. It
+            is `default_params.agent_autopilot`; any env plays it with `params.replace(agent_autopilot=True)`.
         observer: an observer object to use instead of the one `config.obs` describes (tests).
     Raises ValueError for maps of different shapes, too many players, or (when the pool is made) a map
     without room for every spawn.
@@ -271,8 +274,8 @@ class TerritoryEnv:
         """One step without auto-reset: (obs, state, reward, terminated, truncated, info)."""
         del key  # the game carries its own key; the step key only drives auto-reset
         arrays = self.map_arrays(params, state.map_index)
-        acted, act_info = self.act(state, action)
-        game = self.simulate(acted, arrays)
+        acted, act_info = self.act(state, action, params.agent_autopilot)
+        game = self.simulate(acted, arrays, params.agent_autopilot)
         steps = state.steps + 1
         obs, memory, (targets, legal, centre) = self.observe(game, arrays, state.memory, steps, params)
         reward, terminated, truncated, outcome_info = self.outcome(acted, game, arrays, steps, params)
@@ -303,24 +306,29 @@ class TerritoryEnv:
         """The arrays of map `map_index` of the pool (a static slice when the pool holds one map)."""
         return params.maps.select(map_index)[0]
 
-    def act(self, state: EnvState, action: jax.Array) -> tuple[GameState, dict[str, jax.Array]]:
-        """The agent's action ordered into the game (nothing when the seat is on autopilot).
+    def act(self, state: EnvState, action: jax.Array, autopilot: jax.Array | bool | None = None
+            ) -> tuple[GameState, dict[str, jax.Array]]:
+        """The agent's action ordered into the game (nothing when the seat is on autopilot: `autopilot`,
+        bool[] or a bool, defaults to the env's `agent_autopilot`).
 
         Returns the game and {"invalid_action": outside 0..44 (clipped), "illegal_direction": a masked
         direction (it orders nothing), "attacked": an attack was ordered}."""
+        autopilot = self.agent_autopilot if autopilot is None else autopilot
         action = jnp.asarray(action, jnp.int32)
         invalid = (action < 0) | (action >= NUM_ACTIONS)
         action = jnp.clip(action, 0, NUM_ACTIONS - 1)
-        if self.agent_autopilot:
-            game, attacked = state.game, jnp.bool_(False)
-        else:
-            game, attacked = apply_action(state.game, action, state.targets, state.legal, state.centre, AGENT)
+        # On autopilot no direction is open to the action, so it orders nothing (the same game values).
+        legal = state.legal & ~jnp.asarray(autopilot)
+        game, attacked = apply_action(state.game, action, state.targets, legal, state.centre, AGENT)
         return game, {"invalid_action": invalid, "illegal_direction": ~state.legal[action // 5],
                       "attacked": attacked}
 
-    def simulate(self, game: GameState, arrays: MapArrays) -> GameState:
-        """`ticks_per_step` game ticks with the scripted bots (and the agent's seat if on autopilot)."""
-        bots = partial(scripted_bots, autopilot=AGENT) if self.agent_autopilot else scripted_bots
+    def simulate(self, game: GameState, arrays: MapArrays, autopilot: jax.Array | bool | None = None
+                 ) -> GameState:
+        """`ticks_per_step` game ticks with the scripted bots (and the agent's seat if on `autopilot`, bool[]
+        or a bool, default the env's `agent_autopilot`)."""
+        autopilot = self.agent_autopilot if autopilot is None else autopilot
+        bots = partial(scripted_bots, autopilot=jnp.where(autopilot, AGENT, 0))
 
         def one_tick(game, _):
             return tick(game, arrays, self.rules, bots), None
@@ -417,7 +425,8 @@ class TerritoryEnv:
                          share_scale=jnp.float32(settings.share_scale),
                          win_reward=jnp.float32(settings.win_reward),
                          loss_reward=jnp.float32(settings.loss_reward),
-                         rank_scale=jnp.float32(settings.rank_scale), maps=maps, pool_states=None,
+                         rank_scale=jnp.float32(settings.rank_scale),
+                         agent_autopilot=jnp.bool_(self.agent_autopilot), maps=maps, pool_states=None,
                          pool_obs=None)
         count = max(pool_size, 1)
         obs, states = jax.jit(jax.vmap(self.reset, in_axes=(0, None)))(jax.random.split(key, count), base)
