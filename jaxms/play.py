@@ -64,34 +64,33 @@ def play_games(env, params, policy: Policy, num_games: int, key: jax.Array, max_
     """Play `num_games` episodes to their end (or `max_steps`); per game: won, land_share, rank, steps, dead.
 
     Each game runs until it terminates or is truncated; finished games are frozen while others go on.
-    `progress(steps played, games finished)` is called from inside the jitted loop after every step (a
-    host callback; keep it cheap, e.g. print now and then).
+    With `progress`, the games advance `PROGRESS_STEPS` steps per call and `progress(steps played, games
+    finished)` is called between calls (the same games: where the loop pauses changes nothing).
 
-    One compiled program per (env, policy function, num_games): the env params, the network's parameters
-    (a `network_policy` is split into `network_actor` and its parameters) and `max_steps` are its
-    arguments, so the evaluations of a training run, and every process with the same settings (JAX's
-    persistent cache), reuse it instead of compiling each set of parameters in as constants.
+    Two compiled programs per (env, policy function, num_games), the start and the advance: the env
+    params, the network's parameters (a `network_policy` is split into `network_actor` and its
+    parameters) and the step to advance to are their arguments, so the evaluations of a training run,
+    `python -m jaxms.evaluate` and every process with the same settings (JAX's persistent cache; a host
+    callback inside would keep them out of it) reuse them instead of compiling each set of parameters in.
     """
     actor, actor_params = as_actor(policy)
-    max_steps = params.max_steps if max_steps is None else max_steps
-    program = _play_program(env, actor, num_games)
-    _PROGRESS[0] = progress
-    try:
-        results = program(params, actor_params, key, jnp.asarray(max_steps, jnp.int32))
-        results = jax.device_get(results)
-    finally:
-        _PROGRESS[0] = None
+    max_steps = int(params.max_steps if max_steps is None else max_steps)
+    start, advance = _play_programs(env, actor, num_games)
+    carry = start(params, key)
+    played, chunk = 0, max_steps if progress is None else PROGRESS_STEPS
+    while played < max_steps:
+        played = min(played + chunk, max_steps)
+        carry = advance(params, actor_params, carry, jnp.int32(max_steps), jnp.int32(played))
+        finished = np.asarray(carry[3]["finished"])
+        if progress is not None:
+            progress(int(carry[4]), int(finished.sum()))
+        if finished.all():
+            break
+    results = jax.device_get(carry[3])
     return {name: np.asarray(value) for name, value in results.items() if name != "finished"}
 
 
-# The progress reporter of the `play_games` call running now: the compiled program's host callback calls
-# it, so the program does not depend on which function reports.
-_PROGRESS: list[Callable[[int, int], None] | None] = [None]
-
-
-def _report_progress(steps, finished) -> None:
-    if _PROGRESS[0] is not None:
-        _PROGRESS[0](steps, finished)
+PROGRESS_STEPS = 8  # steps per call of the advance program when progress is reported
 
 
 def as_actor(policy: Policy) -> tuple[Callable, Any]:
@@ -111,16 +110,21 @@ def _without_params(policy: Policy) -> Callable:
 
 
 @functools.lru_cache(maxsize=16)
-def _play_program(env, actor: Callable, num_games: int):
-    """The jitted `(env params, actor params, key, max_steps) -> per-game results` of `play_games`."""
+def _play_programs(env, actor: Callable, num_games: int):
+    """The jitted `start(env params, key) -> carry` and `advance(env params, actor params, carry, until) ->
+    carry` of `play_games`; carry = (obs, state, key, record, steps played), record: per-game results."""
     step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
 
-    def run(params, actor_params, key, max_steps):  # the reset inside the one program (op by op: seconds)
+    def start(params, key):  # the reset in a program (op by op: seconds)
         zeros = jnp.zeros(num_games)
         no = zeros.astype(bool)
         record = {"won": no, "land_share": zeros, "rank": zeros, "steps": zeros.astype(jnp.int32),
                   "dead": no, "finished": no}
+        reset_key, play_key = jax.random.split(key)
+        obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_games), params)
+        return obs, state, play_key, record, jnp.int32(0)
 
+    def advance(params, actor_params, carry, max_steps, until):  # to step `until` or every game's end
         def body(carry):
             obs, state, key, record, t = carry
             key, act_key, step_key = jax.random.split(key, 3)
@@ -136,21 +140,17 @@ def _play_program(env, actor: Callable, num_games: int):
                 "dead": jnp.where(ended, info["dead"], record["dead"]),
                 "finished": record["finished"] | ended,
             }
-            # Always there (a no-op without a reporter), so playing with or without one is one program.
-            jax.debug.callback(_report_progress, t + 1, record["finished"].sum())
             keep = lambda new, old: jnp.where(  # noqa: E731 (finished games stay as they ended)
                 record["finished"].reshape(-1, *([1] * (new.ndim - 1))), old, new)
             return (jax.tree.map(keep, new_obs, obs), jax.tree.map(keep, new_state, state), key, record,
                     t + 1)
 
         def running(carry):
-            return ~carry[3]["finished"].all() & (carry[4] < max_steps)
+            return ~carry[3]["finished"].all() & (carry[4] < until)
 
-        reset_key, play_key = jax.random.split(key)
-        obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_games), params)
-        return jax.lax.while_loop(running, body, (obs, state, play_key, record, jnp.int32(0)))[3]
+        return jax.lax.while_loop(running, body, carry)
 
-    return jax.jit(run)
+    return jax.jit(start), jax.jit(advance)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
