@@ -45,10 +45,11 @@ def exact_distances(land: np.ndarray, water_body: np.ndarray, dst: int) -> np.nd
                     distance[n] = step
                     queue.append(n)
     # Shore land tiles: one more move than their nearest reached water neighbour.
-    grid = np.where(distance.reshape(height, width) >= 0, distance.reshape(height, width), np.iinfo(np.int64).max)
-    padded = np.pad(np.where(land, np.iinfo(np.int64).max, grid), 1, constant_values=np.iinfo(np.int64).max)
+    far = np.iinfo(np.int64).max
+    grid = np.where(distance.reshape(height, width) >= 0, distance.reshape(height, width), far)
+    padded = np.pad(np.where(land, far, grid), 1, constant_values=far)
     nearest = np.minimum.reduce([padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]])
-    shore = land & (nearest < np.iinfo(np.int64).max)
+    shore = land & (nearest < far)
     out = distance.reshape(height, width).copy()
     out[shore] = nearest[shore] + 1
     out[dst // width, dst % width] = 0
@@ -69,7 +70,8 @@ def measure(spec: str, landings: int, launches: int, min_distance: int, seed: in
     errors, exact_all = [], []
     for dst in rng.choice(shore_tiles, size=min(landings, len(shore_tiles)), replace=False):
         exact = exact_distances(land, body, int(dst))
-        same = shore_tiles[(body.ravel()[shore_tiles] == body.ravel()[dst]) & (exact[shore_tiles] > min_distance)]
+        same_body = body.ravel()[shore_tiles] == body.ravel()[dst]
+        same = shore_tiles[same_body & (exact[shore_tiles] > min_distance)]
         if len(same) == 0:
             continue
         estimate = np.asarray(estimate_fn(arrays, jnp.int32(dst))).ravel()
@@ -106,8 +108,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         row["mean_exact_distance"] = round(row["mean_exact_distance"], 1)
     columns = ["map", "size", "block", "pairs", "mean_exact_distance", "mean_error", "p90_error", "max_error",
                "within_10pct"]
-    write_results("bench_boats", rows, columns, "Boat travel: estimated vs exact water distance (errors in %)",
-                  args.out_dir)
+    write_results("bench_boats", rows, columns,
+                  "Boat travel: estimated vs exact water distance (errors in %)", args.out_dir)
     return rows
 
 

@@ -17,8 +17,11 @@ REWARDS = ("share", "rank")
 # What reaching `max_steps` means. "truncate": the episode is cut for training's sake while the game would
 # go on (reported as truncated, so PPO bootstraps from the value of the last observation). "lose": the game
 # is timed: the agent must win within `max_steps`, and a game not won by then is over and lost (terminated,
-# with the loss reward); the observation's "time" feature is then steps taken / max_steps.
-TIME_LIMITS = ("truncate", "lose")
+# with the loss reward); the observation's "time" feature is then steps taken / max_steps. "leader": the
+# game's timer, as OpenFront's (Rules.max_timer_ticks): at `max_steps` the game is over and the player with
+# the most land wins (terminated; the win reward if that is the agent, else the loss reward); the "time"
+# feature is steps taken / max_steps as for "lose".
+TIME_LIMITS = ("truncate", "lose", "leader")
 NATION_DIFFICULTIES = ("easy", "medium", "hard", "impossible")  # game.rules.Difficulty, lower case
 
 
@@ -34,7 +37,8 @@ class EnvConfig:
     max_steps: int = setting(1000, "env steps before an episode ends (see --time-limit)")
     time_limit: str = setting("truncate", "truncate: max_steps cuts episodes short for training (PPO "
                               "bootstraps the rest of the game); lose: a timed game, lost unless won within "
-                              "max_steps (the agent sees the time left)", choices=TIME_LIMITS)
+                              "max_steps (the agent sees the time left); leader: the game's timer, at "
+                              "max_steps the player with the most land wins", choices=TIME_LIMITS)
     reward: str = setting("share", "share: change in land share x share_scale, plus the win / loss reward; "
                           "rank: the earlier system's per-step rank reward", choices=REWARDS)
     share_scale: float = setting(10.0, "reward per unit change of the agent's share of the land")

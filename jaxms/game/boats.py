@@ -23,13 +23,17 @@ from every shared border, the beachhead included. Consequence: when the attacker
 target elsewhere, the landed troops also push on that border (the engine would keep them at the beach);
 when it does not (the usual case for a boat), the two are the same.
 
-Water distance, cheap inside jit at any map size: `MapArrays.block_right` / `block_down` are a coarse graph of k x k blocks
-(at most 128 a side: k = 1, exact, up to 128x128; k = 8 at 1024x1024), made once per map on the host. At
-launch, one BFS over the coarse grid from the landing block (a `while_loop` of 4-neighbour min steps over
-<= 128 x 128 cells) gives block distances F; a tile's estimate is its Manhattan distance to `dst` plus the
-detour the coarse path adds, `|dy| + |dx| + k (F[block] - block Manhattan distance)`. Measured against an
-exact tile BFS: tests/test_game_boats.py and the README. Per tick, boats cost O(boats): a comparison of
-the 3 (P + 1) arrival ticks; the whole-grid launch work runs only on ticks where a boat is ordered.
+Water distance, cheap inside jit at any map size: `MapArrays.block_right` / `block_down` are a coarse
+graph of k x k blocks (at most 128 a side: k = 1, exact, up to 128x128; k = 8 at 1024x1024), made once
+per map on the host; a block edge is open to the water body whose tiles cross it. At launch, one BFS over
+the coarse grid from the landing block (a `while_loop` of 4-neighbour min steps over <= 128 x 128 cells)
+gives block distances F; a tile's estimate is its Manhattan distance to `dst` plus the detour the coarse
+path adds, `|dy| + |dx| + k max(F[block] - block Manhattan distance, 0)`. Measured against an exact tile
+BFS (benchmarks/bench_boats.py, README): exact at k = 1; mean error 1-4%, 91-99% of crossings within 10%
+on islands_256/512, continents_512 and australia@4x. The estimate ignores land inside a block that splits
+its water (a block is taken as connected inside), the main source of the rare large errors. Per tick,
+boats cost O(boats): a comparison of the 3 (P + 1) arrival ticks; the whole-grid launch work runs only on
+ticks where a boat is ordered.
 """
 
 from __future__ import annotations
@@ -80,12 +84,15 @@ def retreat_boat(state: GameState, player: int | jax.Array, slot: int | jax.Arra
     at_sea = state.boat_troops[player, slot] > 0
     back = state.tick + jnp.maximum(state.tick - state.boat_launch[player, slot], 1)
     index = (player, slot)
-    return state.replace(
-        boat_dst=state.boat_dst.at[index].set(jnp.where(at_sea, state.boat_src[index], state.boat_dst[index])),
-        boat_src=state.boat_src.at[index].set(jnp.where(at_sea, state.boat_dst[index], state.boat_src[index])),
-        boat_target=state.boat_target.at[index].set(jnp.where(at_sea, player, state.boat_target[index])),
-        boat_launch=state.boat_launch.at[index].set(jnp.where(at_sea, state.tick, state.boat_launch[index])),
-        boat_arrive=state.boat_arrive.at[index].set(jnp.where(at_sea, back, state.boat_arrive[index])))
+
+    def put(field, value):
+        return field.at[index].set(jnp.where(at_sea, value, field[index]))
+
+    return state.replace(boat_dst=put(state.boat_dst, state.boat_src[index]),
+                         boat_src=put(state.boat_src, state.boat_dst[index]),
+                         boat_target=put(state.boat_target, player),
+                         boat_launch=put(state.boat_launch, state.tick),
+                         boat_arrive=put(state.boat_arrive, back))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -105,15 +112,22 @@ def coarse_field(block_right: jax.Array, block_down: jax.Array, body: jax.Array,
     """int32[Hc, Wc]: BFS distance in block moves from block `seed` (int32[2]) along the block edges that
     water of `body` crosses (`MapArrays.block_right` / `block_down`).
 
-    The seed block (the landing tile's) opens to all 4 neighbours (its tile may sit on a block edge with
-    its water in the next block); a block never reached gets 1 + its nearest neighbour (a launch tile's
-    block whose water lies in the next block, or a land tile at k = 1); the rest stay UNREACHABLE.
+    The seed block (the landing tile's) opens to its neighbours that hold water of `body` (its tile may
+    sit on a block edge with its water in the next block); a block never reached gets 1 + its nearest
+    neighbour (a launch tile's block whose water lies in the next block, or a land tile at k = 1); the
+    rest stay UNREACHABLE.
     """
     rows, cols = block_right.shape
     start = jnp.zeros((rows, cols), jnp.bool_).at[seed[0], seed[1]].set(True)
-    # Open edges: to the right of (i, j) and below (i, j), in both directions.
-    right = (block_right == body) | start | jnp.pad(start, ((0, 0), (0, 1)))[:, 1:]
-    down = (block_down == body) | start | jnp.pad(start, ((0, 1), (0, 0)))[1:, :]
+    # Open edges: to the right of (i, j) and below (i, j), in both directions. The seed opens only towards
+    # blocks that water of `body` crosses into (at k = 1: its water neighbours, never land).
+    own_right, own_down = block_right == body, block_down == body
+    wet = (own_right | own_down | jnp.pad(own_right, ((0, 0), (1, 0)))[:, :-1]
+           | jnp.pad(own_down, ((1, 0), (0, 0)))[:-1, :])
+    right_wet = jnp.pad(wet, ((0, 0), (0, 1)))[:, 1:]
+    down_wet = jnp.pad(wet, ((0, 1), (0, 0)))[1:, :]
+    right = own_right | (start & right_wet) | (jnp.pad(start, ((0, 0), (0, 1)))[:, 1:] & wet)
+    down = own_down | (start & down_wet) | (jnp.pad(start, ((0, 1), (0, 0)))[1:, :] & wet)
     far = jnp.int32(UNREACHABLE)
     field = jnp.where(start, 0, UNREACHABLE).astype(jnp.int32)
 

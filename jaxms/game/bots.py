@@ -299,6 +299,7 @@ def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Ru
               + _one_hot_orders(nation_target, attack_troops, nation_fires_on_player, num_slots)
               + tribe_orders)
     state = state.replace(orders=state.orders + orders, ai_started=state.ai_started | deciding,
-                          boat_order_troops=jnp.where(boating, jnp.floor(troops / 5.0), state.boat_order_troops),
+                          boat_order_troops=jnp.where(boating, jnp.floor(troops / 5.0),
+                                                      state.boat_order_troops),
                           boat_order_dst=jnp.where(boating, landing, state.boat_order_dst))
     return build_structures(state, build_key, rules)

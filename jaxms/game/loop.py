@@ -3,8 +3,9 @@
 Order within a tick (engine §2): win check (every `win_check_interval` ticks; also the game's timer);
 players with no tiles die; troop growth and gold; bot decisions (queued as orders); every running attack
 conquers; orders given before or during this tick are launched (troops leave now, conquest starts next
-tick); boats that arrive land and ordered boats launch (game/boats.py); the tick counter advances. Nothing here loops over players, tiles or envs in Python: per-player work is vectorised over
-the P + 1 slots, per-tile work over the grid.
+tick); boats that arrive land and ordered boats launch (game/boats.py); the tick counter advances.
+Nothing here loops over players, tiles or envs in Python: per-player work is vectorised over the P + 1
+slots, per-tile work over the grid.
 """
 
 from __future__ import annotations
