@@ -147,7 +147,8 @@ def coarse_field(block_right: jax.Array, block_down: jax.Array, body: jax.Array,
 
     field, _, _ = jax.lax.while_loop(lambda c: c[1] & (c[2] < rows * cols), step,
                                      (field, jnp.bool_(True), jnp.int32(0)))
-    edge = jnp.minimum(_min_neighbour(field) + 1, UNREACHABLE)
+    # Through a reached neighbour other than the seed (a land tile next to the landing is no shortcut).
+    edge = jnp.minimum(_min_neighbour(jnp.where(start, UNREACHABLE, field)) + 1, UNREACHABLE)
     return jnp.where(field < UNREACHABLE, field, edge)
 
 
