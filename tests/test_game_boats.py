@@ -30,6 +30,13 @@ def fresh(kinds=("human", "human"), spawns=(SPAWN, (40, 16))):
     return game.new_game(jax.random.key(0), ARRAYS, list(kinds), spawns=list(spawns))
 
 
+def west_island_owned(state):
+    """Player 1 holds the whole west island (so its only border with unowned land is what a boat makes)."""
+    owner = np.asarray(state.owner).copy()
+    owner[:, :24] = np.where(LAND[:, :24], 1, 0)
+    return game.set_territory(state, owner, ARRAYS)
+
+
 def test_map_tables():
     assert not bool(game.map_arrays(load_map("plains_32")).shore.any())  # no water, no boats
     shore = np.asarray(ARRAYS.shore)
@@ -121,10 +128,7 @@ def test_agent_boat_direction():
     from jaxms.env.actions import action_mask, apply_action, boat_landings, direction_targets
 
     state = fresh(kinds=("human", "tribe"))
-    owner = np.asarray(state.owner).copy()
-    owner[LAND[:, :24] & np.ones_like(LAND[:, :24])] = 0
-    owner[:, :24] = np.where(LAND[:, :24], 1, 0)  # the agent holds the whole west island
-    state = game.set_territory(state, owner, ARRAYS)
+    state = west_island_owned(state)
     targets, legal, centre = direction_targets(state, ARRAYS, 1)
     assert not bool(legal[:8].any())  # no land border: every land direction masked
     landing, targets, legal = boat_landings(state, ARRAYS, targets, legal, centre, 1)
@@ -138,11 +142,16 @@ def test_agent_boat_direction():
 
 
 def test_boat_crossing_matches_the_reference_engine():
+    # The west island is player 1's, so both engines attack unowned land only from the beachhead (jaxms'
+    # pairwise attack would also push on any other border with unowned land: see game/boats.py).
     ref = ReferenceGame(LAND, np.zeros(LAND.shape, np.uint8), seed=0)
     ref.spawn("human", *SPAWN)
     ref.spawn("human", 40, 16)
+    ref.claim(1, np.pad(LAND[:, :24], ((0, 0), (0, 24))))
+    state = west_island_owned(fresh())
+    ref.players[1].troops = int(state.troops[1])
     ref.launch_boat(1, 30, 16, 5_000)
-    state = boats.order_boat(fresh(), 1, LANDING, 5_000)
+    state = boats.order_boat(state, 1, LANDING, 5_000)
     ref.tick()
     state = tick(state, ARRAYS)
     assert len(ref.boats) == 1 and ref.boats[0].arrive == int(state.boat_arrive[1, 0]) == 13

@@ -35,7 +35,7 @@ from jaxms.env.contract import (  # noqa: F401 (re-exported)
 from jaxms.game.boats import BOATS_PER_PLAYER, boats_in_flight, order_boat
 from jaxms.game.control import cond_any
 from jaxms.game.grid import NEIGHBOURS, shift
-from jaxms.game.state import MAX_WATER_BODIES, GameState, MapArrays
+from jaxms.game.state import MAX_WATER_BODIES, GameState, MapArrays, block_size
 
 # Unit vectors (dy, dx) of the compass directions; y grows southwards (row index).
 _DIAGONAL = float(np.sqrt(0.5))
@@ -118,26 +118,57 @@ def boat_landings(state: GameState, arrays: MapArrays, target: jax.Array, legal:
             legal | jnp.append(boat, False))
 
 
+def _blocks(grid: jax.Array, k: int, reduce) -> jax.Array:
+    """[Hc, Wc]: `reduce` (jnp.max / jnp.any) over each k x k block of `grid` [H, W] (padded with zeros)."""
+    height, width = grid.shape
+    rows, cols = -(-height // k), -(-width // k)
+    padded = jnp.zeros((rows * k, cols * k), grid.dtype).at[:height, :width].set(grid)
+    return reduce(padded.reshape(rows, k, cols, k), axis=(1, 3))
+
+
 def _nearest_landings(state: GameState, arrays: MapArrays, centre: jax.Array, player: int) -> jax.Array:
-    """int32[8]: per sector, the shore tile nearest `centre` the player could land on (-1 none)."""
+    """int32[8]: per sector, a shore tile nearest `centre` the player could land on (-1 none).
+
+    One elementwise pass over the map marks the candidate tiles; the search runs on the k x k blocks of the
+    coarse water graph (nearest block per sector, then the nearest candidate tile inside it: exact at k = 1).
+    Which water bodies the player's coast touches is read per block (the highest body a block's coast of
+    the player touches, so a block touching two bodies counts one).
+    """
     num_slots = state.troops.shape[0]
+    height, width = state.owner.shape
+    k = block_size((height, width))
     owner = state.owner.astype(jnp.int32)
     mine = owner == player
-    body = arrays.water_body.astype(jnp.int32)
-    # The water bodies the player's shore touches.
-    touched = jnp.zeros(MAX_WATER_BODIES + 1, jnp.bool_).at[jnp.where(mine & arrays.shore, body, 0)].set(True)
-    touched = touched.at[0].set(False)
+    coast_bodies = _blocks(jnp.where(mine & arrays.shore, arrays.water_body, 0).astype(jnp.uint8), k, jnp.max)
+    touched = jnp.zeros(MAX_WATER_BODIES + 1, jnp.bool_).at[coast_bodies.ravel()].set(True).at[0].set(False)
     slots = jnp.arange(num_slots)
     attackable_owner = (state.alive | (slots == 0)) & (slots != player)
-    candidate = arrays.shore & ~mine & attackable_owner[owner] & touched[body]
-    height, width = owner.shape
-    dy = jnp.arange(height, dtype=jnp.float32)[:, None] - centre[0]
-    dx = jnp.arange(width, dtype=jnp.float32)[None, :] - centre[1]
-    sector = compass_sector(dy, dx)
-    distance = jnp.where(candidate, dy * dy + dx * dx, jnp.inf)
-    scores = jnp.stack([jnp.where(sector == d, distance, jnp.inf).ravel() for d in range(NUM_DIRECTIONS)])
-    best = jnp.argmin(scores, axis=1).astype(jnp.int32)
-    return jnp.where(jnp.isfinite(scores[jnp.arange(NUM_DIRECTIONS), best]), best, -1)
+    candidate = arrays.shore & ~mine & attackable_owner[owner] & touched[arrays.water_body]
+    has_candidate = _blocks(candidate, k, jnp.any)
+    rows, cols = has_candidate.shape
+    block_y = (jnp.arange(rows, dtype=jnp.float32) * k + (k - 1) / 2)[:, None] - centre[0]
+    block_x = (jnp.arange(cols, dtype=jnp.float32) * k + (k - 1) / 2)[None, :] - centre[1]
+    block_sector = compass_sector(block_y, block_x)
+    block_distance = jnp.where(has_candidate, block_y * block_y + block_x * block_x, jnp.inf)
+    scores = jnp.stack([jnp.where(block_sector == d, block_distance, jnp.inf).ravel()
+                        for d in range(NUM_DIRECTIONS)])  # [8, Hc Wc]
+    best = jnp.argmin(scores, axis=1)
+    found = jnp.isfinite(scores[jnp.arange(NUM_DIRECTIONS), best])
+    padded = jnp.zeros((rows * k, cols * k), jnp.bool_).at[:height, :width].set(candidate)
+
+    def inside(block, direction):
+        """The candidate tile of `block` nearest the centre, preferring tiles in `direction`'s sector."""
+        y0, x0 = (block // cols) * k, (block % cols) * k
+        window = jax.lax.dynamic_slice(padded, (y0, x0), (k, k))
+        ys = (y0 + jnp.arange(k, dtype=jnp.int32))[:, None]
+        xs = (x0 + jnp.arange(k, dtype=jnp.int32))[None, :]
+        dy, dx = ys.astype(jnp.float32) - centre[0], xs.astype(jnp.float32) - centre[1]
+        distance = dy * dy + dx * dx + jnp.where(compass_sector(dy, dx) == direction, 0.0, 1e12)
+        pick = jnp.argmin(jnp.where(window, distance, jnp.inf))
+        return (y0 + pick // k) * width + x0 + pick % k
+
+    tiles = jax.vmap(inside)(best, jnp.arange(NUM_DIRECTIONS)).astype(jnp.int32)
+    return jnp.where(found, tiles, -1)
 
 
 def action_mask(legal_directions: jax.Array) -> jax.Array:
