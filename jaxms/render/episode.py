@@ -141,7 +141,6 @@ def record_episode(env, params, policy: Callable, key, max_steps: int | None = N
         won=bool(np.asarray(steps["won"])[played - 1]), ended=bool(np.asarray(steps["ended"])[played - 1]))
 
 
-@functools.lru_cache(maxsize=16)
 def _boat_slots(game):
     """float32[3 (P + 1), 4]: (y, x, owner, at sea) of every boat slot of one game (inside jit)."""
     import jax.numpy as jnp
@@ -153,6 +152,7 @@ def _boat_slots(game):
     return jnp.stack([y, x, owner.astype(jnp.float32), at_sea.astype(jnp.float32)], axis=-1).reshape(-1, 4)
 
 
+@functools.lru_cache(maxsize=16)
 def _recorder(env, policy: Callable, max_steps: int):
     """The jitted `run(env params, policy params, key) -> (first frame, per-step records [max_steps])` of an
     actor `policy(policy params, key, obs)`, made once per (env, policy, length). Steps after the game's
