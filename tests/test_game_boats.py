@@ -7,10 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from benchmarks.bench_boats import exact_distances
 from jaxms import game, load_map
 from jaxms.game import boats
+from jaxms.game.bots import scripted_bots
 from jaxms.maps.types import GameMap
 from tests.reference.engine import ReferenceGame
 
@@ -20,10 +23,21 @@ LAND[4:28, 2:18] = True
 LAND[4:28, 30:46] = True
 TWO_ISLANDS = GameMap.from_terrain("two_islands", LAND, np.zeros(LAND.shape, np.uint8))
 ARRAYS = game.map_arrays(TWO_ISLANDS)
+ISLANDS_ARRAYS = game.map_arrays(load_map("islands_64_s3"))
 SPAWN = (15, 16)
 LANDING = 16 * 48 + 30  # (x 30, y 16): the east island's west shore
-tick = jax.jit(game.tick)
-run = jax.jit(game.run_ticks, static_argnums=(2,))
+RULES = game.Rules()
+tick = jax.jit(game.tick, static_argnums=(2,))
+
+
+tick_bots = jax.jit(lambda s, a: game.tick(s, a, RULES, scripted_bots))
+
+
+def run(state, arrays, n, rules=RULES):
+    """n ticks, one compiled tick called n times (one compilation whatever n: this file stays fast)."""
+    for _ in range(n):
+        state = tick(state, arrays, rules)
+    return state
 
 
 def fresh(kinds=("human", "human"), spawns=(SPAWN, (40, 16))):
@@ -97,7 +111,7 @@ def test_timer_ends_the_game_with_the_leader():
     owner = np.asarray(state.owner).copy()
     owner[5:10, 35:45] = 2  # player 2 leads
     state = game.set_territory(state, owner, ARRAYS)
-    assert int(jax.jit(game.run_ticks, static_argnums=(2, 3))(state, ARRAYS, 25, timed).winner) == 2
+    assert int(run(state, ARRAYS, 25, timed).winner) == 2
     assert game.Rules(max_timer_ticks=None).max_timer_ticks == 0
     with pytest.raises(ValueError, match="max_timer_ticks"):
         game.Rules(max_timer_ticks=-1)
@@ -169,3 +183,29 @@ def test_boat_crossing_matches_the_reference_engine():
     gained_ref, gained_jax = tiles_ref[-1] - tiles_ref[12], tiles_jax[-1] - tiles_jax[12]
     assert abs(gained_jax - gained_ref) <= 0.10 * gained_ref, (gained_jax, gained_ref)
     assert abs(float(state.troops[1]) - ref.players[1].troops) <= 0.10 * ref.players[1].troops
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 10_000), shares=st.lists(st.floats(0.05, 0.9), min_size=4, max_size=4))
+def test_boats_keep_their_invariants(seed, shares):
+    """Random boat orders in a game of tribes on islands: at most 3 boats each, no troops made or lost
+    at sea (launch takes what lands or comes home), tile counts add up."""
+    state = game.new_game(jax.random.key(seed), ISLANDS_ARRAYS, ["human"] + ["tribe"] * 3)
+    rng = np.random.default_rng(seed)
+    shore = np.flatnonzero(np.asarray(ISLANDS_ARRAYS.shore))
+    for step, share in enumerate(shares):
+        for player in range(1, 5):
+            troops = share * float(state.troops[player])
+            state = boats.order_boat(state, player, int(rng.choice(shore)), troops)
+        before = state
+        state = tick_bots(state, ISLANDS_ARRAYS)
+        at_sea = np.asarray(state.boat_troops)
+        assert (boats.boats_in_flight(state) <= boats.BOATS_PER_PLAYER).all()
+        assert (at_sea >= 0).all() and np.all(np.floor(at_sea) == at_sea)
+        launched = at_sea.sum(axis=1) - np.where(np.asarray(before.boat_troops) > 0,
+                                                 np.asarray(before.boat_troops), 0).sum(axis=1)
+        assert (launched <= np.asarray(before.troops) + 1e-3).all()
+        assert int(np.asarray(state.tiles).sum()) == int(ISLANDS_ARRAYS.num_land_tiles)
+        owner = np.asarray(state.owner)
+        assert not owner[~np.asarray(ISLANDS_ARRAYS.land)].any()  # water is never owned
+        state = run(state, ISLANDS_ARRAYS, 3 + step)
