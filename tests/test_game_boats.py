@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from benchmarks.bench_boats import exact_distances
 from jaxms import game, load_map
 from jaxms.game import boats
-from jaxms.game.bots import scripted_bots
 from jaxms.maps.types import GameMap
 from tests.reference.engine import ReferenceGame
 
@@ -23,14 +22,12 @@ LAND[4:28, 2:18] = True
 LAND[4:28, 30:46] = True
 TWO_ISLANDS = GameMap.from_terrain("two_islands", LAND, np.zeros(LAND.shape, np.uint8))
 ARRAYS = game.map_arrays(TWO_ISLANDS)
-ISLANDS_ARRAYS = game.map_arrays(load_map("islands_64_s3"))
 SPAWN = (15, 16)
 LANDING = 16 * 48 + 30  # (x 30, y 16): the east island's west shore
 RULES = game.Rules()
 tick = jax.jit(game.tick, static_argnums=(2,))
 
 
-tick_bots = jax.jit(lambda s, a: game.tick(s, a, RULES, scripted_bots))
 
 
 def run(state, arrays, n, rules=RULES):
@@ -61,7 +58,7 @@ def test_map_tables():
 def test_launch_travel_and_landing():
     state = boats.order_boat(fresh(), 1, LANDING, 5_000)
     troops = float(state.troops[1])
-    state = tick(state, ARRAYS)
+    state = tick(state, ARRAYS, RULES)
     assert float(state.boat_troops[1, 0]) == 5_000 and int(boats.boats_in_flight(state)[1]) == 1
     assert int(state.boat_src[1, 0]) == 16 * 48 + 17  # the agent's shore tile nearest by water
     assert int(state.boat_arrive[1, 0]) == 13  # launched at tick 0, 13 moves: x 17 -> 30
@@ -77,13 +74,13 @@ def test_launch_travel_and_landing():
 def test_cap_of_three_and_troops_kept_when_refused():
     state = fresh()
     for _ in range(4):
-        state = tick(boats.order_boat(state, 1, LANDING, 1_000), ARRAYS)
+        state = tick(boats.order_boat(state, 1, LANDING, 1_000), ARRAYS, RULES)
     assert int(boats.boats_in_flight(state)[1]) == 3
     assert float(state.boat_troops[1].sum()) == 3_000
 
 
 def test_retreat_brings_75_percent_home():
-    state = tick(boats.order_boat(fresh(), 1, LANDING, 4_000), ARRAYS)
+    state = tick(boats.order_boat(fresh(), 1, LANDING, 4_000), ARRAYS, RULES)
     state = run(state, ARRAYS, 4)
     state = boats.retreat_boat(state, 1, 0)
     assert int(state.boat_dst[1, 0]) == 16 * 48 + 17 and int(state.boat_arrive[1, 0]) == 5 + 5
@@ -98,9 +95,9 @@ def test_retreat_brings_75_percent_home():
 def test_unreachable_or_own_landing_launches_nothing():
     state = fresh()
     own = 16 * 48 + 17
-    state = tick(boats.order_boat(state, 1, own, 1_000), ARRAYS)  # its own tile
+    state = tick(boats.order_boat(state, 1, own, 1_000), ARRAYS, RULES)  # its own tile
     inland = 16 * 48 + 38  # not a shore tile
-    state = tick(boats.order_boat(state, 1, inland, 1_000), ARRAYS)
+    state = tick(boats.order_boat(state, 1, inland, 1_000), ARRAYS, RULES)
     assert int(boats.boats_in_flight(state)[1]) == 0
 
 
@@ -111,7 +108,9 @@ def test_timer_ends_the_game_with_the_leader():
     owner = np.asarray(state.owner).copy()
     owner[5:10, 35:45] = 2  # player 2 leads
     state = game.set_territory(state, owner, ARRAYS)
-    assert int(run(state, ARRAYS, 25, timed).winner) == 2
+    assert int(game.check_win(state.replace(tick=jnp.int32(19)), ARRAYS, timed).winner) == 0
+    assert int(game.check_win(state.replace(tick=jnp.int32(20)), ARRAYS, timed).winner) == 2
+    assert int(game.leader(state)) == 2
     assert game.Rules(max_timer_ticks=None).max_timer_ticks == 0
     with pytest.raises(ValueError, match="max_timer_ticks"):
         game.Rules(max_timer_ticks=-1)
@@ -143,14 +142,20 @@ def test_agent_boat_direction():
 
     state = fresh(kinds=("human", "tribe"))
     state = west_island_owned(state)
-    targets, legal, centre = direction_targets(state, ARRAYS, 1)
-    assert not bool(legal[:8].any())  # no land border: every land direction masked
-    landing, targets, legal = boat_landings(state, ARRAYS, targets, legal, centre, 1)
     east = 2
+
+    @jax.jit
+    def directions(state):
+        targets, land_legal, centre = direction_targets(state, ARRAYS, 1)
+        landing, targets, legal = boat_landings(state, ARRAYS, targets, land_legal, centre, 1)
+        ordered, attacked = apply_action(state, jnp.int32(east * 5 + 4), targets, legal, centre, 1, landing)
+        return land_legal, landing, legal, ordered, attacked
+
+    land_legal, landing, legal, ordered, attacked = directions(state)
+    assert not bool(land_legal[:8].any())  # no land border: every land direction masked
     assert bool(legal[east]) and int(landing[east]) % 48 == 30  # across the channel, on the east shore
     assert int(landing[6]) == -1 and not bool(legal[6])  # west: open sea, nothing to land on
     assert bool(action_mask(legal)[east * 5])
-    ordered, attacked = apply_action(state, jnp.int32(east * 5 + 4), targets, legal, centre, 1, landing)
     assert bool(attacked) and float(ordered.boat_order_troops[1]) == np.floor(0.75 * float(state.troops[1]))
     assert float(ordered.orders.sum()) == 0  # by boat, not by land
 
@@ -167,13 +172,13 @@ def test_boat_crossing_matches_the_reference_engine():
     ref.launch_boat(1, 30, 16, 5_000)
     state = boats.order_boat(state, 1, LANDING, 5_000)
     ref.tick()
-    state = tick(state, ARRAYS)
+    state = tick(state, ARRAYS, RULES)
     assert len(ref.boats) == 1 and ref.boats[0].arrive == int(state.boat_arrive[1, 0]) == 13
     assert ref.boats[0].src == int(state.boat_src[1, 0])
     tiles_ref, tiles_jax = [], []
     for _ in range(30):
         ref.tick()
-        state = tick(state, ARRAYS)
+        state = tick(state, ARRAYS, RULES)
         tiles_ref.append(ref.players[1].tiles)
         tiles_jax.append(int(state.tiles[1]))
     # Landing during tick 13 (the 13th tick after the launch tick): the tile changes hands in both.
@@ -185,27 +190,26 @@ def test_boat_crossing_matches_the_reference_engine():
     assert abs(float(state.troops[1]) - ref.players[1].troops) <= 0.10 * ref.players[1].troops
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=5, deadline=None)
 @given(seed=st.integers(0, 10_000), shares=st.lists(st.floats(0.05, 0.9), min_size=4, max_size=4))
 def test_boats_keep_their_invariants(seed, shares):
-    """Random boat orders in a game of tribes on islands: at most 3 boats each, no troops made or lost
-    at sea (launch takes what lands or comes home), tile counts add up."""
-    state = game.new_game(jax.random.key(seed), ISLANDS_ARRAYS, ["human"] + ["tribe"] * 3)
+    """Random boat orders of both players to random shore tiles: at most 3 boats each, whole troops
+    aboard, no more launched than a player has, tile counts add up, water never owned."""
+    state = fresh()
     rng = np.random.default_rng(seed)
-    shore = np.flatnonzero(np.asarray(ISLANDS_ARRAYS.shore))
+    shore = np.flatnonzero(np.asarray(ARRAYS.shore))
+    water = ~np.asarray(ARRAYS.land)
     for step, share in enumerate(shares):
-        for player in range(1, 5):
+        for player in (1, 2):
             troops = share * float(state.troops[player])
             state = boats.order_boat(state, player, int(rng.choice(shore)), troops)
         before = state
-        state = tick_bots(state, ISLANDS_ARRAYS)
+        state = tick(state, ARRAYS, RULES)
         at_sea = np.asarray(state.boat_troops)
-        assert (boats.boats_in_flight(state) <= boats.BOATS_PER_PLAYER).all()
+        assert (np.asarray(boats.boats_in_flight(state)) <= boats.BOATS_PER_PLAYER).all()
         assert (at_sea >= 0).all() and np.all(np.floor(at_sea) == at_sea)
-        launched = at_sea.sum(axis=1) - np.where(np.asarray(before.boat_troops) > 0,
-                                                 np.asarray(before.boat_troops), 0).sum(axis=1)
+        launched = at_sea.sum(axis=1) - np.asarray(before.boat_troops).sum(axis=1)
         assert (launched <= np.asarray(before.troops) + 1e-3).all()
-        assert int(np.asarray(state.tiles).sum()) == int(ISLANDS_ARRAYS.num_land_tiles)
-        owner = np.asarray(state.owner)
-        assert not owner[~np.asarray(ISLANDS_ARRAYS.land)].any()  # water is never owned
-        state = run(state, ISLANDS_ARRAYS, 3 + step)
+        assert int(np.asarray(state.tiles).sum()) == int(ARRAYS.num_land_tiles)
+        assert not np.asarray(state.owner)[water].any()
+        state = run(state, ARRAYS, 2 + 3 * step)
