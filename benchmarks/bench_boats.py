@@ -89,7 +89,8 @@ def measure(spec: str, landings: int, launches: int, min_distance: int, seed: in
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_boats", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--maps", nargs="+", default=["islands_256", "islands_512", "continents_512",
                                                       "australia@4x"])
     parser.add_argument("--maps-dir", default="../shared/maps/openfront")
