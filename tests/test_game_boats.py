@@ -213,3 +213,15 @@ def test_boats_keep_their_invariants(seed, shares):
         assert int(np.asarray(state.tiles).sum()) == int(ARRAYS.num_land_tiles)
         assert not np.asarray(state.owner)[water].any()
         state = run(state, ARRAYS, 2 + 3 * step)
+
+
+def test_two_boats_landing_on_one_tile_in_one_tick():
+    state = fresh()
+    dst = 20 * 48 + 30  # unowned shore of the east island
+    both = jnp.zeros_like(state.boat_troops).at[1, 0].set(1_000.0).at[2, 0].set(2_000.0)
+    state = state.replace(boat_troops=both, boat_dst=jnp.full_like(state.boat_dst, dst),
+                          boat_arrive=jnp.zeros_like(state.boat_arrive))
+    state = tick(state, ARRAYS, RULES)
+    assert int(state.owner.ravel()[dst]) == 1  # the first boat takes the tile
+    assert int(np.asarray(state.tiles).sum()) == int(ARRAYS.num_land_tiles)
+    assert float(state.attacks[1, 0]) == 1_000 and float(state.attacks[2, 0]) == 2_000

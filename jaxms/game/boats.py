@@ -213,12 +213,19 @@ def _land(state: GameState, rules: Rules) -> GameState:
     living = state.alive[attacker]
     home = arrived & living & (tile_owner == attacker)
     lands = arrived & living & (tile_owner != attacker)
+    # Boats landing on one tile in one tick: the first (lowest player, then slot) takes the tile; the
+    # others' troops still join their attacks (3 (P + 1) boats: a small pairwise test, not a map scatter).
+    flat_lands, flat_dst = lands.ravel(), state.boat_dst.ravel()
+    index = jnp.arange(flat_lands.shape[0])
+    same_tile = flat_dst[:, None] == flat_dst[None, :]
+    earlier = same_tile & flat_lands[None, :] & (index[None, :] < index[:, None])
+    takes = (flat_lands & ~earlier.any(axis=1)).reshape(lands.shape)
     # The attack goes on against the boat's target if it can still be attacked, else the tile's owner.
     target = state.boat_target
     target = jnp.where((target == 0) | (state.alive[target] & (target != attacker)), target, tile_owner)
-    owner = flat_owner.at[jnp.where(lands, state.boat_dst, height * width).ravel()].set(
+    owner = flat_owner.at[jnp.where(takes, state.boat_dst, height * width).ravel()].set(
         attacker.ravel().astype(jnp.uint8), mode="drop").reshape(height, width)
-    gained = lands.astype(jnp.int32).ravel()
+    gained = takes.astype(jnp.int32).ravel()
     tiles = (state.tiles + jax.ops.segment_sum(gained, attacker.ravel(), num_segments=num_slots)
              - jax.ops.segment_sum(gained, tile_owner.ravel(), num_segments=num_slots))
     joining = jnp.where(lands, state.boat_troops, 0.0)
