@@ -225,3 +225,26 @@ def test_two_boats_landing_on_one_tile_in_one_tick():
     assert int(state.owner.ravel()[dst]) == 1  # the first boat takes the tile
     assert int(np.asarray(state.tiles).sum()) == int(ARRAYS.num_land_tiles)
     assert float(state.attacks[1, 0]) == 1_000 and float(state.attacks[2, 0]) == 2_000
+
+
+def test_env_time_limit_leader_ends_the_game_with_the_leader():
+    """time_limit="leader": at max_steps the game is over and the player with most land wins (the env's
+    outcome seam, called without compiling an env step)."""
+    from jaxms.env import EnvConfig, TerritoryEnv
+    from jaxms.env.territory import EnvParams
+
+    env = TerritoryEnv(TWO_ISLANDS, EnvConfig(num_bots=1, time_limit="leader", max_steps=3))
+    params = EnvParams(max_steps=jnp.int32(3), share_scale=jnp.float32(10.0), win_reward=jnp.float32(1.0),
+                       loss_reward=jnp.float32(-1.0), rank_scale=jnp.float32(0.01), maps=env.maps,
+                       pool_states=None, pool_obs=None)
+    state = fresh(kinds=("human", "tribe"))
+    ahead = west_island_owned(state)  # the agent leads
+    cases = ((2, ahead, False, 0.0), (3, ahead, True, 1.0), (3, state, False, -1.0))  # player 2 leads `state`
+    for steps, game_state, won, reward in cases:
+        reward_, terminated, truncated, info = env.outcome(game_state, game_state, ARRAYS, jnp.int32(steps),
+                                                           params)
+        assert bool(terminated) == (steps == 3) and not bool(truncated)
+        assert bool(info["won"]) == won and float(reward_) == pytest.approx(reward)
+    with pytest.raises(ValueError, match=r"EnvConfig.time_limit='end' is not accepted: use one of truncate, "
+                                         r"lose, leader"):
+        EnvConfig(time_limit="end")
