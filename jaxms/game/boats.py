@@ -6,9 +6,10 @@ A player has `BOATS_PER_PLAYER` (3) slots, `GameState.boat_*` [P + 1, 3]; a slot
 - Launch (`launch_boats`, only on ticks where some player ordered one): the landing tile `dst` is a shore
   tile (land next to water) not owned by the attacker; it touches water body b (`MapArrays.water_body`).
   The launch tile `src` is the attacker's shore tile on body b with the shortest water path to `dst`. The
-  troops (floored, at most what the player has) leave at once; the boat lands at tick launch + d, where d
-  is the water distance from src to dst in moves of one tile (4-connected, through water of body b): the
-  engine's boat moves one tile per tick.
+  troops (floored, at most what the player has) leave at once; the boat lands at tick launch + d + 1,
+  where d is the water distance from src to dst in moves of one tile (4-connected, through water of body
+  b): the engine's boat moves one tile per tick and lands on the tick after it reaches the landing tile
+  (OpenFront's core, run under node on Australia: launched at tick 0, 103 moves, landing at tick 104).
 - Landing (`land_boats`, only on ticks where some boat arrives): if the attacker already owns `dst`, the
   troops come home less 25% (a retreat); otherwise the attacker conquers `dst` outright and the troops join
   the attack `attacks[attacker, target]` (the cancel rule of `launch_orders` applies). A boat of a player
@@ -274,7 +275,7 @@ def _launch(state: GameState, arrays: MapArrays) -> GameState:
             boat_troops=put(state.boat_troops, troops), boat_target=put(state.boat_target, target),
             boat_src=put(state.boat_src, src), boat_dst=put(state.boat_dst, dst),
             boat_launch=put(state.boat_launch, state.tick),
-            boat_arrive=put(state.boat_arrive, state.tick + distance))
+            boat_arrive=put(state.boat_arrive, state.tick + distance + 1))
 
     return jax.lax.fori_loop(0, count, one, state)
 

@@ -168,7 +168,7 @@ class GameState:
     boat_src: jax.Array  # int32[P + 1, 3]: flat tile index (y W + x) of the launch shore tile
     boat_dst: jax.Array  # int32[P + 1, 3]: flat tile index of the landing shore tile
     boat_launch: jax.Array  # int32[P + 1, 3]: tick of the launch
-    boat_arrive: jax.Array  # int32[P + 1, 3]: tick of the landing (launch + water distance)
+    boat_arrive: jax.Array  # int32[P + 1, 3]: tick of the landing (launch + water distance + 1)
     boat_order_troops: jax.Array  # float32[P + 1]: a boat ordered this tick (launched at the tick's end)
     boat_order_dst: jax.Array  # int32[P + 1]: its landing tile (flat index; -1 none)
     tick: jax.Array  # int32[]: ticks since the spawn phase ended

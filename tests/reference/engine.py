@@ -527,7 +527,8 @@ class ReferenceGame:
         sent = attacker.remove_troops(min(troops, attacker.troops))
         if sent < 1:
             return
-        self.boats.append(Boat(attacker_id, target, sent, src, dst, self.ticks, self.ticks + steps))
+        # One tile per tick, landing on the tick after the boat reaches the landing tile (as the engine).
+        self.boats.append(Boat(attacker_id, target, sent, src, dst, self.ticks, self.ticks + steps + 1))
 
     def _land_boats(self) -> None:
         for boat in [b for b in self.boats if self.ticks >= b.arrive]:
