@@ -32,6 +32,9 @@ class EnvConfig:
     num_bots: int = setting(10, "tribes playing against the agent")
     nations: bool = setting(False, "also spawn the map's nations (reduced nation AI)")
     nation_difficulty: str = setting("medium", "difficulty of the nations", choices=NATION_DIFFICULTIES)
+    agent_boats: bool = setting(True, "the agent may send troops by boat (a direction with no land to attack "
+                                "but a shore it can reach); false: its directions attack over land only "
+                                "(the bots still sail)")
     ticks_per_step: int = setting(10, "game ticks per env step (10: an attack runs ~50 ticks, so the agent "
                                   "re-aims ~5 times; see benchmarks/bench_action_horizon.py)")
     max_steps: int = setting(1000, "env steps before an episode ends (see --time-limit)")
@@ -53,8 +56,9 @@ class EnvConfig:
     def __post_init__(self) -> None:
         for name, low in (("num_bots", 0), ("ticks_per_step", 1), ("max_steps", 1), ("reset_pool_size", 0)):
             check_int("EnvConfig", name, getattr(self, name), low)
-        if not isinstance(self.nations, bool):
-            raise ValueError(f"EnvConfig.nations must be true or false, got {self.nations!r}")
+        for name in ("nations", "agent_boats"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"EnvConfig.{name} must be true or false, got {getattr(self, name)!r}")
         check_choice("EnvConfig", "nation_difficulty", self.nation_difficulty, NATION_DIFFICULTIES)
         check_choice("EnvConfig", "time_limit", self.time_limit, TIME_LIMITS)
         check_choice("EnvConfig", "reward", self.reward, REWARDS)

@@ -47,7 +47,7 @@ from jaxms.env.actions import action_mask, apply_action, boat_landings, directio
 
 # Re-exported for older imports: the choice lists live in jaxms.env.config.
 from jaxms.env.config import REWARDS, TIME_LIMITS, EnvConfig  # noqa: F401
-from jaxms.env.contract import AGENT, NUM_ACTIONS, ObsConfig
+from jaxms.env.contract import AGENT, NUM_ACTIONS, NUM_DIRECTIONS, ObsConfig
 from jaxms.env.observe import make_observer
 from jaxms.game import stats
 from jaxms.game.bots import scripted_bots
@@ -340,10 +340,12 @@ class TerritoryEnv:
                                             time=self._clock(steps, params))
         return obs, memory, (targets, legal, centre, landings)
 
-    @staticmethod
-    def _directions(game: GameState, arrays: MapArrays):
-        """(targets, legal, centre, landings) of the agent's directions, boats included."""
+    def _directions(self, game: GameState, arrays: MapArrays):
+        """(targets, legal, centre, landings) of the agent's directions, boats included unless the config
+        keeps the agent on land (`agent_boats`: no landing is searched)."""
         targets, legal, centre = direction_targets(game, arrays, AGENT)
+        if not self.config.agent_boats:
+            return targets, legal, centre, jnp.full((NUM_DIRECTIONS,), -1, jnp.int32)
         landings, targets, legal = boat_landings(game, arrays, targets, legal, centre, AGENT)
         return targets, legal, centre, landings
 
