@@ -22,6 +22,10 @@ application or per seam call. Sections (`--sections`, all by default):
   input: the warmed position carried through the earlier phases, so each phase sees what it sees in a tick
   (the tick counter and key advance between applications, as in ticks). Also the whole tick and the scan's
   own cost ("(loop)": no phase) the same way, and a check that the phases in order equal `tick`.
+- boats: one env on `islands_<--boat-size>` with `--num-bots` tribes after the warm-up: the tick (scripted
+  bots, vmapped over a batch of one) from that position with no boat at sea, and from the same position
+  with `--boats-per-player` boats at sea for every player (launched from and landing on shore tiles, their
+  arrival beyond the timed ticks, so every tick carries them): a boat's per-tick cost is O(boats).
 - seams: one env at `--seam-size` with `--num-bots` tribes: `env.act`, `env.simulate` (`ticks_per_step`
   ticks), `env.observe`, `env.outcome` and the whole `env.step` (auto-reset included), each jitted alone
   (vmapped over a batch of one, as training runs them, or plain with `--plain-seams`) with the map's
@@ -53,6 +57,7 @@ from tqdm import tqdm
 from benchmarks.common import cpu_and_wall_times, write_results
 from jaxms import load_map
 from jaxms.env import make_env
+from jaxms.game.boats import BOATS_PER_PLAYER, step_boats
 from jaxms.game.bots import scripted_bots
 from jaxms.game.loop import _retreats, check_win, conquer, grow, launch_orders, tick
 from jaxms.game.structures import capture_structures
@@ -60,7 +65,7 @@ from jaxms.game.structures import capture_structures
 TARGET_TICK_MS_1024 = 1.0  # issue 12: one tick, 1024x1024, 10 tribes, 1 env
 TARGET_TICK_RATIO = 1.5  # issue 12: tick(4096) / tick(1024)
 TARGET_STEP_MS_1024 = 15.0  # issue 12: env step at 1024x1024, 1 env
-SECTIONS = ("grid", "ticks", "phases", "seams")
+SECTIONS = ("grid", "ticks", "phases", "seams", "boats")
 
 # The phases of a tick, in `jaxms.game.loop.tick`'s order: (name, fn(state, arrays, rules, bots, conquest_key,
 # bots_key) -> state). The keys are those `tick` splits from `state.key`; the tick counter and the key
@@ -75,7 +80,8 @@ TICK_PHASES: tuple[tuple[str, Phase], ...] = (
     ("retreats", lambda s, a, r, b, ck, bk: _retreats(s, r)),
     ("conquest", lambda s, a, r, b, ck, bk: conquer(s, a, r, ck)),
     ("structure capture", lambda s, a, r, b, ck, bk: capture_structures(s)),
-    ("launches", lambda s, a, r, b, ck, bk: _launch_and_count(launch_orders(s))),
+    ("launches", lambda s, a, r, b, ck, bk: launch_orders(s)),
+    ("boats", lambda s, a, r, b, ck, bk: _launch_and_count(step_boats(s, a, r))),
 )
 
 
@@ -350,6 +356,49 @@ def bench_phase_case(warmed: Warmed, size: int, tribes: int, args) -> list[dict]
     return rows
 
 
+def with_boats_at_sea(games, arrays, per_player: int):
+    """`games` (batched) with `per_player` boats at sea for every player: each from one shore tile to another,
+    arriving long after the timed ticks."""
+    shore = np.flatnonzero(np.asarray(arrays.shore).ravel())
+    rng = np.random.default_rng(0)
+    shape = games.boat_troops.shape  # [N, P + 1, 3]
+    used = np.zeros(shape, bool)
+    used[:, 1:, :per_player] = True
+    ends = rng.choice(shore, size=(2, *shape))
+    return games.replace(
+        boat_troops=jnp.where(used, 1_000.0, 0.0).astype(jnp.float32),
+        boat_target=jnp.zeros(shape, jnp.int32), boat_src=jnp.asarray(ends[0], jnp.int32),
+        boat_dst=jnp.asarray(ends[1], jnp.int32),
+        boat_launch=jnp.broadcast_to(games.tick[:, None, None], shape).astype(jnp.int32),
+        boat_arrive=jnp.broadcast_to(games.tick[:, None, None] + 10**6, shape).astype(jnp.int32))
+
+
+def bench_boat_case(args) -> list[dict]:
+    """The tick on an islands map with and without boats at sea (same position otherwise)."""
+    size = args.boat_size
+    env = make_env(load_map(f"islands_{size}"), num_bots=args.num_bots, ticks_per_step=args.ticks_per_step,
+                   max_steps=10**6, reset_pool_size=2)
+    params = env.default_params
+    obs, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(jax.random.key(0), 1),
+                                                                  params)
+    warm = jax.jit(random_policy_rollout(env, params, args.warmup_steps))
+    obs, state, _, _ = jax.block_until_ready(warm(obs, state, jax.random.key(1)))
+    arrays = env.map_arrays(params)
+    empty = state.game.replace(boat_troops=jnp.zeros_like(state.game.boat_troops))
+    loaded = with_boats_at_sea(state.game, arrays, args.boats_per_player)
+    run, compile_s, _ = compiled_with(game_ticks(env, args.tick_count), empty, arrays)
+    rows = []
+    for label, games in (("no boats at sea", empty), (f"{args.boats_per_player} boats per player", loaded)):
+        wall, cpu, (after, _) = timed(run, games, arrays, repeats=args.repeats)
+        rows.append({"map": f"islands_{size}", "tribes": args.num_bots, "case": label,
+                     "boats_at_sea": int((np.asarray(games.boat_troops) > 0).sum()),
+                     "boats_at_sea_after": int((np.asarray(after.boat_troops) > 0).sum()),
+                     "tick_ms": ms(wall, args.tick_count), "tick_cpu_ms": ms(cpu, args.tick_count),
+                     "compile_s": round(compile_s, 1)})
+        print(f"  {rows[-1]}", flush=True)
+    return rows
+
+
 def bench_seams(warmed: Warmed, args) -> list[dict]:
     """The seams of one env step (`env.act`, `simulate`, `observe`, `outcome`) and the whole `env.step`."""
     size, tribes = args.seam_size, args.num_bots
@@ -424,6 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plain-phases", action="store_true",
                         help="phases: time the plain functions instead of a vmapped batch of one")
     parser.add_argument("--seam-size", type=int, default=1024, help="seams: map size (1 env)")
+    parser.add_argument("--boat-size", type=int, default=1024, help="boats: islands map size (1 env)")
+    parser.add_argument("--boats-per-player", type=int, default=BOATS_PER_PLAYER,
+                        help="boats: boats at sea per player in the loaded case")
     parser.add_argument("--plain-seams", action="store_true",
                         help="seams: time the plain functions instead of a vmapped batch of one")
     parser.add_argument("--ticks-per-step", type=int, default=10)
@@ -453,9 +505,12 @@ def main(argv: list[str] | None = None) -> dict:
         work += [("phases", s, t) for t in args.tribes for s in args.phase_sizes]
     if "seams" in sections:
         work += [("seams", args.seam_size, args.num_bots)]
+    if "boats" in sections:
+        work += [("boats", args.boat_size, args.num_bots)]
     # Cases sharing a warmed position, (size, tribes, n_envs), run one after another (few are kept).
     warm_key = {"grid": lambda s, n: (s, args.num_bots, n), "ticks": lambda s, t: (s, t, 1),
-                "phases": lambda s, t: (s, t, 1), "seams": lambda s, t: (s, t, 1)}
+                "phases": lambda s, t: (s, t, 1), "seams": lambda s, t: (s, t, 1),
+                "boats": lambda s, t: (s, t, -1)}
     work.sort(key=lambda w: (warm_key[w[0]](w[1], w[2]), SECTIONS.index(w[0])))
     results: dict[str, list[dict]] = {name: [] for name in SECTIONS}
     for section, size, extra in tqdm(work, desc="bench_env", disable=None):
@@ -467,6 +522,8 @@ def main(argv: list[str] | None = None) -> dict:
                 results["ticks"].append(bench_tick_case(warmed, size, extra, args))
             elif section == "phases":
                 results["phases"] += bench_phase_case(warmed, size, extra, args)
+            elif section == "boats":
+                results["boats"] += bench_boat_case(args)
             else:
                 results["seams"] += bench_seams(warmed, args)
         except ValueError as error:  # a map without room for every spawn
@@ -507,6 +564,10 @@ def main(argv: list[str] | None = None) -> dict:
         "seams": (f"The seams of an env step ({args.ticks_per_step} ticks, 1 env, {mode(args.plain_seams)}; "
                   f"target for the step at 1024x1024: <= {TARGET_STEP_MS_1024} ms)",
                   results["seams"], ["map", "tribes", "seam", "ms", "cpu_ms", "per_tick_ms", "compile_s"]),
+        "boats": (f"The tick with and without boats at sea (ms per tick over {args.tick_count} ticks, 1 env, "
+                  "vmapped over a batch of one; same position otherwise)", results["boats"],
+                  ["map", "tribes", "case", "boats_at_sea", "boats_at_sea_after", "tick_ms", "tick_cpu_ms",
+                   "compile_s"]),
     }
     sections_out = {key: value for key, value in sections_out.items() if value[1]}
     title = (f"Simulation speed ({device.platform}: {device.device_kind}; grid: {args.num_bots} tribes, "

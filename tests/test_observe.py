@@ -119,12 +119,12 @@ def test_bytes_per_transition_fit_the_budget():
     multi, single = ObsConfig.for_map(1024, 1024), ObsConfig.for_map(1024, 1024, mode="single")
     with pytest.raises(ValueError, match="view sizes follow the map"):
         _ = ObsConfig().nbytes  # unsized: its sizes are chosen per map
-    assert multi.bytes_per_view() == {"global_map": 262_144, "local_map": 262_144, "tactical_map": 65_536,
-                                      "features": 256, "action_mask": 45}
-    assert multi.nbytes == 590_125 <= TRANSITION_BUDGET
-    assert single.nbytes == 262_445
+    assert multi.bytes_per_view() == {"global_map": 278_528, "local_map": 278_528, "tactical_map": 69_632,
+                                      "features": 288, "action_mask": 45}
+    assert multi.nbytes == 627_021 <= TRANSITION_BUDGET
+    assert single.nbytes == 278_861
     assert Observer(multi).space((1024, 1024)).nbytes == multi.nbytes
-    assert multi.num_channels == 16 and multi.num_features == 4 * NUM_FEATURES == 64
+    assert multi.num_channels == 17 and multi.num_features == 4 * NUM_FEATURES == 72
     assert multi.channel_names[:2] == ("own@t-3", "enemy@t-3")
     assert multi.channel_names[-2:] == ("water", "terrain")
 

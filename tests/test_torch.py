@@ -41,7 +41,7 @@ from jaxms.train import main as train_main  # noqa: E402
 torch.set_num_threads(1)  # the suite runs two workers on two cores
 
 # A multi-scale run at the smallest sizes: plains_32, one tribe, 5-step episodes, views 16/16/16 (SB3
-# needs views wider than their 10 channels), one frame.
+# needs views wider than their 11 channels), one frame.
 TORCH_CLI = ["--map", "plains_32", "--num-bots", "1", "--obs", "multi", "--global-size", "16",
              "--local-view-size", "16", "--local-size", "16", "--tactical-size", "16", "--frame-stack", "1",
              "--network-width", "0.125", "--heads", "1", "--n-envs", "8", "--n-steps", "8",
@@ -318,7 +318,8 @@ def test_stable_baselines3_trains_on_our_env_and_network(setup, algorithm):
 
     config, env, _ = setup
     venv = SB3VecEnv(JaxVectorEnv(env, NUM_ENVS, seed=1))
-    assert venv.observation_space["global_map"].shape == (10, 16, 16)
+    view_shape = (env.observer.config.num_channels, 16, 16)  # SB3's channels-first image
+    assert venv.observation_space["global_map"].shape == view_shape
     cls = PPO if algorithm == "PPO" else sb3_contrib.MaskablePPO
     model = cls("MultiInputPolicy", venv, n_steps=16, batch_size=64, n_epochs=2, learning_rate=1e-3, seed=0,
                 policy_kwargs=sb3_policy_kwargs(config.network), device="cpu")
@@ -340,7 +341,7 @@ def test_stable_baselines3_trains_on_our_env_and_network(setup, algorithm):
         obs, _, dones, infos = venv.step_wait()
         if dones.any():
             i = int(np.flatnonzero(dones)[0])
-            assert infos[i]["terminal_observation"]["global_map"].shape == (10, 16, 16)
+            assert infos[i]["terminal_observation"]["global_map"].shape == view_shape
             assert "TimeLimit.truncated" in infos[i] and "episode" in infos[i]
             break
     else:

@@ -35,7 +35,7 @@ def test_learning_smoke_a_timed_game_on_a_small_map():
     steps (8 envs x 32 steps, 4 epochs of minibatches of 64, learning rate 2.5e-3)."""
     torch.set_num_threads(1)
     env = make_env("continents_96", num_bots=5, max_steps=60, time_limit="lose", reset_pool_size=32,
-                   observer=MinimalObserver(8))
+                   agent_boats=False, observer=MinimalObserver(8))  # as test_ppo.py's (features-only policy)
     config = PPOConfig(num_envs=8, n_steps=32, batch_size=64, update_epochs=4, learning_rate=2.5e-3,
                        total_timesteps=10_240, updates_per_chunk=4)
     torch.manual_seed(SEED)

@@ -18,7 +18,7 @@ def test_bad_flags_and_runs_say_what_is_accepted(tmp_path, capsys):
     assert "--n-envs must be an integer >= 1, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--time-limit", "never"])
-    assert "--time-limit: expected one of truncate, lose, got 'never'" in capsys.readouterr().err
+    assert "--time-limit: expected one of truncate, lose, leader, got 'never'" in capsys.readouterr().err
     assert main(["--map", "atlantis_of_dreams", "--output-dir", str(tmp_path)]) == 2
     assert "atlantis_of_dreams" in capsys.readouterr().err
     assert main(["--device", "mps"]) == 2

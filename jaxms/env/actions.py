@@ -8,6 +8,11 @@ share of the agent's troops, and the attack is *focused*: tiles within 45 degree
 A direction with no attackable border in its sector is masked out; WAIT (and every intensity of it) is
 always legal and orders nothing.
 
+Boats: a direction with no attackable land border in its sector, while the agent has a free boat slot,
+aims at the nearest shore tile (to the centre) in that sector that is unowned land or a living enemy's and
+lies on a water body one of the agent's shore tiles touches (`boat_landings`). Such a direction is legal
+(the mask says so) and sends the chosen share of the troops by boat to that tile (game/boats.py).
+
 The centre is the mean position of the agent's tiles: cheap (one pass), and for a single blob it is
 where "north of me" is measured from. Split territories make it approximate; the direction still picks
 border tiles that really lie in that direction from it.
@@ -27,8 +32,10 @@ from jaxms.env.contract import (  # noqa: F401 (re-exported)
     WAIT,
     WAIT_ACTION,
 )
+from jaxms.game.boats import BOATS_PER_PLAYER, boats_in_flight, order_boat
+from jaxms.game.control import cond_any
 from jaxms.game.grid import NEIGHBOURS, shift
-from jaxms.game.state import GameState, MapArrays
+from jaxms.game.state import MAX_WATER_BODIES, GameState, MapArrays, block_size
 
 # Unit vectors (dy, dx) of the compass directions; y grows southwards (row index).
 _DIAGONAL = float(np.sqrt(0.5))
@@ -92,23 +99,104 @@ def direction_targets(state: GameState, arrays: MapArrays, player: int = 1
     return jnp.argmax(counts, axis=1).astype(jnp.int32), legal, centre
 
 
+def boat_landings(state: GameState, arrays: MapArrays, target: jax.Array, legal: jax.Array,
+                  centre: jax.Array, player: int = 1) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Boat landings for the directions with no land target (see the module docstring).
+
+    Args: `direction_targets`' target int32[8], legal bool[9] and centre float32[2].
+    Returns: (landing int32[8]: flat tile index y W + x of each direction's boat landing, -1 none; target
+    int32[8] with the landing tile's owner where a boat goes; legal bool[9] with the boat directions).
+    The whole-grid search runs only when some direction lacks a land target and a boat slot is free.
+    """
+    wanted = ~legal[:NUM_DIRECTIONS] & (boats_in_flight(state)[player] < BOATS_PER_PLAYER)
+    landing = cond_any(wanted.any(), lambda g, a, c: _nearest_landings(g, a, c, player),
+                       lambda g, a, c: jnp.full(NUM_DIRECTIONS, -1, jnp.int32), state, arrays, centre)
+    landing = jnp.where(wanted, landing, -1)
+    owner_at = state.owner.ravel()[jnp.maximum(landing, 0)].astype(jnp.int32)
+    boat = landing >= 0
+    return (landing, jnp.where(boat, owner_at, target),
+            legal | jnp.append(boat, False))
+
+
+def _blocks(grid: jax.Array, k: int, reduce) -> jax.Array:
+    """[Hc, Wc]: `reduce` (jnp.max / jnp.any) over each k x k block of `grid` [H, W] (padded with zeros)."""
+    height, width = grid.shape
+    rows, cols = -(-height // k), -(-width // k)
+    padded = jnp.zeros((rows * k, cols * k), grid.dtype).at[:height, :width].set(grid)
+    return reduce(padded.reshape(rows, k, cols, k), axis=(1, 3))
+
+
+def _nearest_landings(state: GameState, arrays: MapArrays, centre: jax.Array, player: int) -> jax.Array:
+    """int32[8]: per sector, a shore tile nearest `centre` the player could land on (-1 none).
+
+    One elementwise pass over the map marks the candidate tiles; the search runs on the k x k blocks of the
+    coarse water graph (nearest block per sector, then the nearest candidate tile inside it: exact at k = 1).
+    Which water bodies the player's coast touches is read per block (the highest body a block's coast of
+    the player touches, so a block touching two bodies counts one).
+    """
+    num_slots = state.troops.shape[0]
+    height, width = state.owner.shape
+    k = block_size((height, width))
+    owner = state.owner.astype(jnp.int32)
+    mine = owner == player
+    coast_bodies = _blocks(jnp.where(mine & arrays.shore, arrays.water_body, 0).astype(jnp.uint8), k, jnp.max)
+    touched = jnp.zeros(MAX_WATER_BODIES + 1, jnp.bool_).at[coast_bodies.ravel()].set(True).at[0].set(False)
+    slots = jnp.arange(num_slots)
+    attackable_owner = (state.alive | (slots == 0)) & (slots != player)
+    candidate = arrays.shore & ~mine & attackable_owner[owner] & touched[arrays.water_body]
+    has_candidate = _blocks(candidate, k, jnp.any)
+    rows, cols = has_candidate.shape
+    block_y = (jnp.arange(rows, dtype=jnp.float32) * k + (k - 1) / 2)[:, None] - centre[0]
+    block_x = (jnp.arange(cols, dtype=jnp.float32) * k + (k - 1) / 2)[None, :] - centre[1]
+    block_sector = compass_sector(block_y, block_x)
+    block_distance = jnp.where(has_candidate, block_y * block_y + block_x * block_x, jnp.inf)
+    scores = jnp.stack([jnp.where(block_sector == d, block_distance, jnp.inf).ravel()
+                        for d in range(NUM_DIRECTIONS)])  # [8, Hc Wc]
+    best = jnp.argmin(scores, axis=1)
+    found = jnp.isfinite(scores[jnp.arange(NUM_DIRECTIONS), best])
+    padded = jnp.zeros((rows * k, cols * k), jnp.bool_).at[:height, :width].set(candidate)
+
+    def inside(block, direction):
+        """The candidate tile of `block` nearest the centre, preferring tiles in `direction`'s sector."""
+        y0, x0 = (block // cols) * k, (block % cols) * k
+        window = jax.lax.dynamic_slice(padded, (y0, x0), (k, k))
+        ys = (y0 + jnp.arange(k, dtype=jnp.int32))[:, None]
+        xs = (x0 + jnp.arange(k, dtype=jnp.int32))[None, :]
+        dy, dx = ys.astype(jnp.float32) - centre[0], xs.astype(jnp.float32) - centre[1]
+        distance = dy * dy + dx * dx + jnp.where(compass_sector(dy, dx) == direction, 0.0, 1e12)
+        pick = jnp.argmin(jnp.where(window, distance, jnp.inf))
+        return (y0 + pick // k) * width + x0 + pick % k
+
+    tiles = jax.vmap(inside)(best, jnp.arange(NUM_DIRECTIONS)).astype(jnp.int32)
+    return jnp.where(found, tiles, -1)
+
+
 def action_mask(legal_directions: jax.Array) -> jax.Array:
     """bool[45] from bool[9]: every intensity of a legal direction is legal."""
     return jnp.repeat(legal_directions, len(INTENSITIES))
 
 
 def apply_action(state: GameState, action: jax.Array, target: jax.Array, legal: jax.Array,
-                 centre: jax.Array, player: int = 1) -> tuple[GameState, jax.Array]:
+                 centre: jax.Array, player: int = 1, landing: jax.Array | None = None
+                 ) -> tuple[GameState, jax.Array]:
     """Order the agent's attack for `action` (already clipped to 0..44); an illegal direction waits.
 
-    Returns the state with the order queued and the attack focus set, and whether an order was given.
+    `landing` (int32[8], from `boat_landings`; None: no boats): a direction with a landing tile sends its
+    troops by boat instead of by land. Returns the state with the order queued (and, for a land attack,
+    the attack focus set), and whether an order was given.
     """
     direction, share = decode_action(action)
     attacks = (direction != WAIT) & legal[direction]
     troops = jnp.floor(share * state.troops[player])
     attacks &= troops >= 1.0
-    who = target[jnp.minimum(direction, NUM_DIRECTIONS - 1)]
-    orders = state.orders.at[player, who].add(jnp.where(attacks, troops, 0.0))
-    vector = jnp.asarray(DIRECTION_VECTORS)[jnp.minimum(direction, NUM_DIRECTIONS - 1)]
-    focus = jnp.where(attacks, jnp.concatenate([centre, vector]), state.focus[player])
-    return state.replace(orders=orders, focus=state.focus.at[player].set(focus)), attacks
+    compass = jnp.minimum(direction, NUM_DIRECTIONS - 1)
+    by_boat = attacks & (landing[compass] >= 0) if landing is not None else jnp.bool_(False)
+    by_land = attacks & ~by_boat
+    who = target[compass]
+    orders = state.orders.at[player, who].add(jnp.where(by_land, troops, 0.0))
+    vector = jnp.asarray(DIRECTION_VECTORS)[compass]
+    focus = jnp.where(by_land, jnp.concatenate([centre, vector]), state.focus[player])
+    state = state.replace(orders=orders, focus=state.focus.at[player].set(focus))
+    if landing is not None:
+        state = order_boat(state, player, landing[compass], troops, by_boat)
+    return state, attacks

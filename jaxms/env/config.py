@@ -17,8 +17,11 @@ REWARDS = ("share", "rank")
 # What reaching `max_steps` means. "truncate": the episode is cut for training's sake while the game would
 # go on (reported as truncated, so PPO bootstraps from the value of the last observation). "lose": the game
 # is timed: the agent must win within `max_steps`, and a game not won by then is over and lost (terminated,
-# with the loss reward); the observation's "time" feature is then steps taken / max_steps.
-TIME_LIMITS = ("truncate", "lose")
+# with the loss reward); the observation's "time" feature is then steps taken / max_steps. "leader": the
+# game's timer, as OpenFront's (Rules.max_timer_ticks): at `max_steps` the game is over and the player with
+# the most land wins (terminated; the win reward if that is the agent, else the loss reward); the "time"
+# feature is steps taken / max_steps as for "lose".
+TIME_LIMITS = ("truncate", "lose", "leader")
 NATION_DIFFICULTIES = ("easy", "medium", "hard", "impossible")  # game.rules.Difficulty, lower case
 
 
@@ -29,12 +32,16 @@ class EnvConfig:
     num_bots: int = setting(10, "tribes playing against the agent")
     nations: bool = setting(False, "also spawn the map's nations (reduced nation AI)")
     nation_difficulty: str = setting("medium", "difficulty of the nations", choices=NATION_DIFFICULTIES)
+    agent_boats: bool = setting(True, "the agent may send troops by boat (a direction with no land to attack "
+                                "but a shore it can reach); false: its directions attack over land only "
+                                "(the bots still sail)")
     ticks_per_step: int = setting(10, "game ticks per env step (10: an attack runs ~50 ticks, so the agent "
                                   "re-aims ~5 times; see benchmarks/bench_action_horizon.py)")
     max_steps: int = setting(1000, "env steps before an episode ends (see --time-limit)")
     time_limit: str = setting("truncate", "truncate: max_steps cuts episodes short for training (PPO "
                               "bootstraps the rest of the game); lose: a timed game, lost unless won within "
-                              "max_steps (the agent sees the time left)", choices=TIME_LIMITS)
+                              "max_steps (the agent sees the time left); leader: the game's timer, at "
+                              "max_steps the player with the most land wins", choices=TIME_LIMITS)
     reward: str = setting("share", "share: change in land share x share_scale, plus the win / loss reward; "
                           "rank: the earlier system's per-step rank reward", choices=REWARDS)
     share_scale: float = setting(10.0, "reward per unit change of the agent's share of the land")
@@ -49,8 +56,9 @@ class EnvConfig:
     def __post_init__(self) -> None:
         for name, low in (("num_bots", 0), ("ticks_per_step", 1), ("max_steps", 1), ("reset_pool_size", 0)):
             check_int("EnvConfig", name, getattr(self, name), low)
-        if not isinstance(self.nations, bool):
-            raise ValueError(f"EnvConfig.nations must be true or false, got {self.nations!r}")
+        for name in ("nations", "agent_boats"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"EnvConfig.{name} must be true or false, got {getattr(self, name)!r}")
         check_choice("EnvConfig", "nation_difficulty", self.nation_difficulty, NATION_DIFFICULTIES)
         check_choice("EnvConfig", "time_limit", self.time_limit, TIME_LIMITS)
         check_choice("EnvConfig", "reward", self.reward, REWARDS)

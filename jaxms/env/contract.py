@@ -37,15 +37,17 @@ MODES = ("multi", "single")
 VIEW_KEYS = {"multi": ("global_map", "local_map", "tactical_map"), "single": ("map",)}
 OBS_KEYS = {mode: (*views, "features", "action_mask") for mode, views in VIEW_KEYS.items()}
 DYNAMIC_CHANNELS = ("own", "enemy", "unowned", "own_troops", "enemy_troops", "border", "own_structures",
-                    "enemy_structures")
+                    "enemy_structures", "boats")
 STATIC_CHANNELS = ("water", "terrain")
 CHANNELS = DYNAMIC_CHANNELS + STATIC_CHANNELS
 FEATURE_NAMES = ("troops_ratio", "max_troops_log", "troop_growth_per_tile", "land_share", "share_change",
                  "rank", "border_pressure", "troops_per_tile", "time", "threat_distance", "alive_players",
-                 "committed_troops", "local_y", "local_x", "tactical_y", "tactical_x")
+                 "committed_troops", "local_y", "local_x", "tactical_y", "tactical_x", "own_boats",
+                 "incoming_boats")
 NUM_FEATURES = len(FEATURE_NAMES)
 MIN_VIEW, MAX_VIEW = 8, 4096
 STRUCTURE_VALUES = {"city": 255, "defense_post": 170, "building": 85}
+BOAT_VALUES = {"own": 255, "enemy": 128}  # the "boats" channel: a cell holding a boat in flight
 TRANSITION_BUDGET = 737_280  # bytes: 25% of the earlier system's 2.9 MB float32 observation
 
 # Sizes by the map's longest side: (global, local window, local, tactical).

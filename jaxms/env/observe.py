@@ -44,6 +44,8 @@ the other dynamic channels of the newest frame; then the static ones. Pooling pe
 | border            | agent tile 4-adjacent to unowned or enemy land      | area fraction (mean)         |
 | own_structures,   | 255 completed city, 170 completed defense post,     | max over the tiles whose     |
 |   enemy_structures|   85 under construction                             |   centre lies in the cell    |
+| boats             | a boat in flight: 255 the agent's, 128 another's,   | max over the boats in the    |
+|                   |   at its straight-line position src -> dst          |   cell                       |
 | water (static)    | water tile (off-map padding is 0 in every channel)  | area fraction (mean)         |
 | terrain (static)  | terrain class: plains 0, highland 0.5, mountain 1   | mean                         |
 Area fractions are x 255, rounded, and any non-zero area shows as at least 1 (a 5-tile territory in a
@@ -52,7 +54,7 @@ Area fractions are x 255, rounded, and any non-zero area shows as at least 1 (a 
 are spread evenly over its tiles), enemy_troops the cell mean of the per-tile scaled density. The static
 "terrain magnitude" channel uses the terrain class (MapArrays holds classes, not the 0..31 magnitude).
 
-Features (float32, 16 per frame, frame-stacked like the maps: 16 x frame_stack), see FEATURE_NAMES:
+Features (float32, 18 per frame, frame-stacked like the maps: 18 x frame_stack), see FEATURE_NAMES:
  0 troops / max troops            1 log(1 + max troops) / log(1 + 1e8)
  2 troop growth per tile and tick, log(1 + g) / log(101)     3 land share (tiles / land tiles)
  4 share change since the last step, tanh(100 x change): 0.1% of the land -> 0.1, 1% -> 0.76
@@ -63,18 +65,20 @@ Features (float32, 16 per frame, frame-stacked like the maps: 16 x frame_stack),
  9 distance from the local centre to the nearest enemy land (global grid), / map diagonal; 1 if none
  10 share of players alive       11 committed troops, attacking / (attacking + at home)
  12-15 local window centre (y / H, x / W), tactical window centre (y / H, x / W)
+ 16 troops at sea, on the agent's boats / (at sea + at home)
+ 17 boats coming for the agent x / (1 + x), x = their troops / the agent's troops
 Window positions are per frame, so older frames of the moving local/tactical views can be placed.
 
-Bytes per env (defaults: views 128 / 256->128 / 64, 4 frames, 2 stacked + 6 current + 2 static channels):
+Bytes per env (defaults: views 128 / 256->128 / 64, 4 frames, 2 stacked + 7 current + 2 static channels):
 | view         | shape          | bytes   |
-| global_map   | 128 x 128 x 16 | 262,144 |
-| local_map    | 128 x 128 x 16 | 262,144 |
-| tactical_map | 64 x 64 x 16   | 65,536  |
-| features     | 64 float32     | 256     |
+| global_map   | 128 x 128 x 17 | 278,528 |
+| local_map    | 128 x 128 x 17 | 278,528 |
+| tactical_map | 64 x 64 x 17   | 69,632  |
+| features     | 72 float32     | 288     |
 | action_mask  | 45 bool        | 45      |
-| multi total  |                | 590,125 (20% of the earlier system's 2.9 MB float32; budget 737,280) |
-| single total | map + features + mask | 262,445 |
-Stacking all 8 dynamic channels would take 30 channels per view (1.1 MB per transition): over budget, and
+| multi total  |                | 627,021 (21% of the earlier system's 2.9 MB float32; budget 737,280) |
+| single total | map + features + mask | 278,861 |
+Stacking all 9 dynamic channels would take 38 channels per view (1.4 MB per transition): over budget, and
 the history of unowned land, own troops (a scalar feature) and the border follows from the stacked ones.
 """
 
@@ -90,6 +94,7 @@ import jax.numpy as jnp
 from jaxms.env import spaces
 from jaxms.env.contract import (  # noqa: F401 (re-exported: the contract's names, where they are used)
     AGENT,
+    BOAT_VALUES,
     CHANNELS,
     DYNAMIC_CHANNELS,
     FEATURE_NAMES,
@@ -244,10 +249,34 @@ def _structures(game: GameState, start: jax.Array, plan_y: AxisPlan, plan_x: Axi
     return scatter_max(cy, cx, (game.structure_owner != AGENT).astype(jnp.int32), value, shape)
 
 
+def boat_positions(game: GameState, width: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(y, x float32[P + 1, 3], at sea bool[P + 1, 3]): where each boat is now, on the straight line from its
+    launch tile to its landing tile at the share of the crossing done (the water path itself is not kept)."""
+    at_sea = game.boat_troops > 0
+    span = jnp.maximum(game.boat_arrive - game.boat_launch, 1).astype(jnp.float32)
+    done = jnp.clip((game.tick - game.boat_launch).astype(jnp.float32) / span, 0.0, 1.0)
+    sy, sx = game.boat_src // width, game.boat_src % width
+    dy, dx = game.boat_dst // width, game.boat_dst % width
+    return sy + (dy - sy) * done, sx + (dx - sx) * done, at_sea
+
+
+def _boats(game: GameState, width: int, start: jax.Array, plan_y: AxisPlan, plan_x: AxisPlan) -> jax.Array:
+    """uint8[cells_y, cells_x, 1]: boats in flight (own 255, enemy 128; max-pooled) in a view whose window
+    starts at map tile `start`."""
+    y, x, at_sea = boat_positions(game, width)
+    mine = jnp.arange(game.boat_troops.shape[0])[:, None] == AGENT
+    value = jnp.where(at_sea, jnp.where(mine, BOAT_VALUES["own"], BOAT_VALUES["enemy"]), 0).ravel()
+    cy = plan_y.cell_of(jnp.floor(y).astype(jnp.int32).ravel() - start[0])
+    cx = plan_x.cell_of(jnp.floor(x).astype(jnp.int32).ravel() - start[1])
+    shape = (plan_y.cells, plan_x.cells, 1)
+    cy = jnp.where(at_sea.ravel(), cy, -1)
+    return scatter_max(cy, cx, jnp.zeros_like(cy), value, shape)
+
+
 def _view(planes: dict[str, jax.Array], pooled_names, plan_y: AxisPlan, plan_x: AxisPlan,
           own_density: jax.Array, structures: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Pool tile planes into a view: (uint8[S, S, 10] channels in CHANNELS order, float32 pooled planes by
-    name)."""
+    """Pool tile planes into a view: (uint8[S, S, 11] channels in CHANNELS order, float32 pooled planes by
+    name). `structures` holds the point channels (own and enemy structures, boats): uint8[S, S, 3]."""
     names = [name for name, _ in pooled_names]
     pooled = pool_sums([(planes[name], top) for name, top in pooled_names], plan_y, plan_x)
     get = {name: pooled[..., i] for i, name in enumerate(names)}
@@ -281,7 +310,7 @@ class Observer:
 
     `rules` gives max troops and growth for the features (the env passes its own). The memory an env carries
     (`EnvState.memory`; not part of the observation) is {"frames": {view: uint8[S, S, K * Cs]} (the stacked
-    channels of the last K frames, oldest first), "features": float32[K, 16], "share": float32[] (the land
+    channels of the last K frames, oldest first), "features": float32[K, 18], "share": float32[] (the land
     share of the last step, for the share change)}: 295,172 bytes per env at the defaults.
     """
 
@@ -352,7 +381,7 @@ class Observer:
         return obs
 
     def _split(self, channels: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(stacked uint8[S, S, Cs], current + static uint8[S, S, C - Cs * K]) from uint8[S, S, 10] channels
+        """(stacked uint8[S, S, Cs], current + static uint8[S, S, C - Cs * K]) from uint8[S, S, 11] channels
         in CHANNELS order."""
         c = self.config
         stacked = [CHANNELS.index(n) for n in c.stacked_channels]
@@ -361,7 +390,7 @@ class Observer:
 
     def _frame(self, game: GameState, arrays: MapArrays, previous_share: jax.Array,
                time: jax.Array | None = None):
-        """One frame: ({view: (stacked, rest)}, features float32[16], window info)."""
+        """One frame: ({view: (stacked, rest)}, features float32[18], window info)."""
         c = self.config
         height, width = arrays.shape
         lookup, own_density, target = _player_tables(game)
@@ -372,7 +401,7 @@ class Observer:
         plan_y, plan_x = fit_plans(height, width, c.global_size)
         planes = _tile_planes(grids)
         global_channels, pooled = _view(planes, _GLOBAL_POOLED, plan_y, plan_x, own_density,
-                                        _structures(game, jnp.zeros(2, jnp.int32), plan_y, plan_x))
+                                        self._points(game, jnp.zeros(2, jnp.int32), plan_y, plan_x))
         strength = pool_max(planes["contact_strength"], plan_y, plan_x)
 
         # Window positions, from the pooled grid and one small crop.
@@ -393,7 +422,7 @@ class Observer:
                                             ("tactical_map", tactical_start, tactical, tactical_plan)):
                 window, _ = _window(grids, start, size)
                 channels, _ = _view(_tile_planes(window), _VIEW_POOLED, plan, plan, own_density,
-                                    _structures(game, start, plan, plan))
+                                    self._points(game, start, plan, plan))
                 frame[name] = self._split(channels)
 
         shape = jnp.asarray([height, width], jnp.float32)
@@ -404,6 +433,13 @@ class Observer:
         info = {"local_start": local_start, "tactical_start": tactical_start, "tactical_focus": focus,
                 "attack_target": target}
         return frame, features, info
+
+    @staticmethod
+    def _points(game: GameState, start: jax.Array, plan_y: AxisPlan, plan_x: AxisPlan) -> jax.Array:
+        """uint8[cells_y, cells_x, 3]: the point channels (own, enemy structures; boats) of a view."""
+        width = game.owner.shape[1]
+        return jnp.concatenate([_structures(game, start, plan_y, plan_x),
+                                _boats(game, width, start, plan_y, plan_x)], axis=-1)
 
     def _local_centre(self, own: jax.Array, plan_y: AxisPlan, plan_x: AxisPlan, height: int, width: int
                       ) -> jax.Array:
@@ -467,7 +503,7 @@ class Observer:
 
     def _features(self, game: GameState, arrays: MapArrays, previous_share: jax.Array, threat: jax.Array,
                   positions: jax.Array, time: jax.Array | None = None) -> jax.Array:
-        """float32[16], see FEATURE_NAMES and the module docstring."""
+        """float32[18], see FEATURE_NAMES and the module docstring."""
         troops = game.troops[AGENT]
         tiles = game.tiles[AGENT].astype(jnp.float32)
         cap = max_troops(game, self.rules)[AGENT]
@@ -479,6 +515,9 @@ class Observer:
         incoming = jnp.where(game.alive & others, game.attacks[:, AGENT], 0.0).sum()
         pressure = incoming / jnp.maximum(troops, 1.0)
         outgoing = game.attacks[AGENT].sum()
+        at_sea = game.boat_troops[AGENT].sum()
+        boats_on_me = jnp.where((game.boat_target == AGENT) & others[:, None], game.boat_troops, 0.0).sum()
+        boats_on_me = boats_on_me / jnp.maximum(troops, 1.0)
         features = jnp.concatenate([jnp.stack([
             troops / jnp.maximum(cap, 1.0),
             jnp.log1p(cap) / math.log1p(MAX_TROOPS_SCALE),
@@ -492,7 +531,8 @@ class Observer:
             threat,
             game.alive.sum() / num_players,
             outgoing / jnp.maximum(outgoing + troops, 1.0),
-        ]), positions])
+        ]), positions, jnp.stack([at_sea / jnp.maximum(at_sea + troops, 1.0),
+                                  boats_on_me / (1.0 + boats_on_me)])])
         return jnp.clip(features, -1.0, 1.0).astype(jnp.float32)
 
 

@@ -43,15 +43,15 @@ import numpy as np
 from flax import struct
 
 from jaxms.env import spaces
-from jaxms.env.actions import action_mask, apply_action, direction_targets
+from jaxms.env.actions import action_mask, apply_action, boat_landings, direction_targets
 
 # Re-exported for older imports: the choice lists live in jaxms.env.config.
 from jaxms.env.config import REWARDS, TIME_LIMITS, EnvConfig  # noqa: F401
-from jaxms.env.contract import AGENT, NUM_ACTIONS, ObsConfig
+from jaxms.env.contract import AGENT, NUM_ACTIONS, NUM_DIRECTIONS, ObsConfig
 from jaxms.env.observe import make_observer
 from jaxms.game import stats
 from jaxms.game.bots import scripted_bots
-from jaxms.game.loop import tick
+from jaxms.game.loop import leader, tick
 from jaxms.game.rules import Difficulty, PlayerKind, Rules
 from jaxms.game.spawn import MAX_PLAYERS, make_game, spawn_distance, structure_capacity
 from jaxms.game.state import GameState, MapArrays, map_arrays
@@ -106,6 +106,7 @@ class EnvState:
     legal: jax.Array  # bool[9]: legal directions (the mask the agent saw)
     targets: jax.Array  # int32[8]: who each direction attacks
     centre: jax.Array  # float32[2]: (y, x) the directions are measured from
+    landings: jax.Array  # int32[8]: boat landing tile (flat index) of each direction that goes by boat; -1
     steps: jax.Array  # int32[]: steps in this episode
     episode_return: jax.Array  # float32[]
     start_share: jax.Array  # float32[]: land share at the episode's start
@@ -277,12 +278,14 @@ class TerritoryEnv:
         acted, act_info = self.act(state, action, params.agent_autopilot)
         game = self.simulate(acted, arrays, params.agent_autopilot)
         steps = state.steps + 1
-        obs, memory, (targets, legal, centre) = self.observe(game, arrays, state.memory, steps, params)
+        obs, memory, (targets, legal, centre, landings) = self.observe(game, arrays, state.memory, steps,
+                                                                       params)
         reward, terminated, truncated, outcome_info = self.outcome(acted, game, arrays, steps, params)
         done = terminated | truncated
         episode_return = state.episode_return + reward
         state = state.replace(
-            game=game, memory=memory, legal=legal, targets=targets, centre=centre, steps=steps,
+            game=game, memory=memory, legal=legal, targets=targets, centre=centre, landings=landings,
+            steps=steps,
             episode_return=episode_return,
             returned_episode_return=jnp.where(done, episode_return, state.returned_episode_return),
             returned_episode_length=jnp.where(done, steps, state.returned_episode_length),
@@ -319,7 +322,8 @@ class TerritoryEnv:
         action = jnp.clip(action, 0, NUM_ACTIONS - 1)
         # On autopilot no direction is open to the action, so it orders nothing (the same game values).
         legal = state.legal & ~jnp.asarray(autopilot)
-        game, attacked = apply_action(state.game, action, state.targets, legal, state.centre, AGENT)
+        game, attacked = apply_action(state.game, action, state.targets, legal, state.centre, AGENT,
+                                      landing=state.landings)
         return game, {"invalid_action": invalid, "illegal_direction": ~state.legal[action // 5],
                       "attacked": attacked}
 
@@ -338,23 +342,35 @@ class TerritoryEnv:
     def observe(self, game: GameState, arrays: MapArrays, memory: Any, steps: jax.Array, params: EnvParams
                 ) -> tuple[dict, Any, tuple[jax.Array, jax.Array, jax.Array]]:
         """The observation after a step: (obs, the observer's memory, (targets int32[8], legal bool[9],
-        centre float32[2]) of the agent's directions)."""
-        targets, legal, centre = direction_targets(game, arrays, AGENT)
+        centre float32[2], boat landings int32[8]) of the agent's directions)."""
+        targets, legal, centre, landings = self._directions(game, arrays)
         obs, memory = self.observer.observe(game, arrays, action_mask(legal), memory,
                                             time=self._clock(steps, params))
-        return obs, memory, (targets, legal, centre)
+        return obs, memory, (targets, legal, centre, landings)
+
+    def _directions(self, game: GameState, arrays: MapArrays):
+        """(targets, legal, centre, landings) of the agent's directions, boats included unless the config
+        keeps the agent on land (`agent_boats`: no landing is searched)."""
+        targets, legal, centre = direction_targets(game, arrays, AGENT)
+        if not self.config.agent_boats:
+            return targets, legal, centre, jnp.full((NUM_DIRECTIONS,), -1, jnp.int32)
+        landings, targets, legal = boat_landings(game, arrays, targets, legal, centre, AGENT)
+        return targets, legal, centre, landings
 
     def outcome(self, before: GameState, after: GameState, arrays: MapArrays, steps: jax.Array,
                 params: EnvParams) -> tuple[jax.Array, jax.Array, jax.Array, dict[str, jax.Array]]:
         """(reward float32[], terminated bool[], truncated bool[], {"land_share", "rank", "won", "dead"}) of a
         step from game `before` (after the action) to `after` (after the ticks)."""
+        out_of_time = steps >= params.max_steps
+        if self.config.time_limit == "leader":  # the game's timer: at the limit the leader wins
+            after = after.replace(winner=jnp.where(out_of_time & (after.winner == 0), leader(after),
+                                                   after.winner))
         share = stats.land_share(after, arrays, AGENT)
         rank = stats.rank(after, AGENT)
         won = stats.has_won(after, AGENT)
         dead = after.tiles[AGENT] == 0
         terminated = won | dead | stats.is_over(after)
-        out_of_time = steps >= params.max_steps
-        if self.config.time_limit == "lose":  # a timed game: over (and lost, unless won) at the limit
+        if self.config.time_limit in ("lose", "leader"):  # a timed game: over at the limit
             terminated |= out_of_time
             out_of_time = jnp.bool_(False)
         truncated = ~terminated & (out_of_time | (after.tick >= self.rules.max_ticks))
@@ -384,18 +400,19 @@ class TerritoryEnv:
 
     def _clock(self, steps: jax.Array | int, params: EnvParams) -> jax.Array | None:
         """The observation's "time" feature in a timed game (steps / max_steps); None: the game's own."""
-        if self.config.time_limit != "lose":
+        if self.config.time_limit == "truncate":
             return None
         return jnp.minimum(jnp.asarray(steps, jnp.float32) / jnp.maximum(params.max_steps, 1), 1.0)
 
     def _start(self, game: GameState, map_index: jax.Array, params: EnvParams) -> tuple[dict, EnvState]:
         """The first observation and state of an episode on `game` (a fresh game on map `map_index`)."""
         arrays = self.map_arrays(params, map_index)
-        targets, legal, centre = direction_targets(game, arrays, AGENT)
+        targets, legal, centre, landings = self._directions(game, arrays)
         obs, memory = self.observer.init(game, arrays, action_mask(legal), time=self._clock(0, params))
         zero = jnp.float32(0.0)
         state = EnvState(game=game, map_index=jnp.asarray(map_index, jnp.int32), memory=memory, legal=legal,
-                         targets=targets, centre=centre, steps=jnp.int32(0), episode_return=zero,
+                         targets=targets, centre=centre, landings=landings, steps=jnp.int32(0),
+                         episode_return=zero,
                          start_share=stats.land_share(game, arrays, AGENT),
                          returned_episode_return=zero, returned_episode_length=jnp.int32(0),
                          returned_episode_won=jnp.bool_(False), returned_episode_share=zero)

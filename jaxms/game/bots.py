@@ -6,10 +6,20 @@ read from the blocks of the map that hold a border, on ticks where some bot deci
 not grow with the number of bots beyond those vectors. Decisions are written to `state.orders` and
 launched at the tick's end like any other order.
 
-What is left out, because the game has no alliances, boats or nukes (yet): the tribes' "attack a traitor"
-steps, the nations' emojis, embargoes, alliance replies, boats, nukes, warships and the strategies that
-need them (assist allies, betray, hated, AFK, traitors, island, donate, nuked land). A nation's list is
-therefore: unowned land, tribes, retaliate, weakest neighbour. Adding alliances would mean a P x P
+Boats (AiAttackBehavior): a nation with no unowned land beside it sends, with no bordering enemy, a random
+boat with probability 1/5 (and goes on deciding), or, with bordering enemies, a random boat with
+probability 1/10 instead of anything else. Retaliation against an attacker it does not border goes by
+boat (tribes and nations). A boat carries T / 5 and needs a free boat slot. The random boat's landing
+tile is drawn like the engine's: up to `BOAT_SAMPLES` random tiles within +-150 of the bot (here of its
+spawn centre rather than of a random shore tile of its own: no pass over the map), the first that is a
+shore tile of unowned land or a tribe wins, else the first of a player that it does not border and that
+has no more troops than it. A draw on a water body the bot does not touch launches nothing (the launch
+finds no shore tile), where the engine would try the next tile.
+
+What is left out, because the game has no alliances or nukes (yet): the tribes' "attack a traitor"
+steps, the nations' emojis, embargoes, alliance replies, nukes, warships and the strategies that need
+them (assist allies, betray, hated, AFK, traitors, island, donate, nuked land). A nation's list is
+therefore: unowned land, boats, tribes, retaliate, weakest neighbour. Adding alliances would mean a P x P
 relation matrix in `GameState`; the traitor steps would then read it like `border_contacts`.
 """
 
@@ -18,6 +28,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxms.game.boats import BOATS_PER_PLAYER, boats_in_flight
 from jaxms.game.control import cond_any
 from jaxms.game.grid import compact
 from jaxms.game.loop import max_troops
@@ -29,6 +40,8 @@ from jaxms.game.structures import build_structures
 _PARALLEL_TRIBE_ATTACKS = ((1, 1), (1, 2), (3, 3), (100, 100))
 # Probability that a nation skips an attack on a human, per difficulty.
 _NATION_SKIP_HUMAN = (0.5, 0.25, 0.0, 0.0)
+BOAT_SAMPLES = 64  # random tiles a bot tries for a boat's landing (the engine tries up to 500)
+BOAT_REACH = 150  # they lie within +-150 tiles of the bot
 
 
 # Border contacts on a large map are read only from the 8 x 8 blocks that hold a border (see below).
@@ -149,6 +162,36 @@ def _nation_tribe_attacks(state: GameState, contacts: jax.Array, available: jax.
     return orders
 
 
+def _boat_landings(state: GameState, arrays: MapArrays, key: jax.Array, contacts: jax.Array,
+                   retaliate: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(landing tile int32[P + 1] flat index, found bool[P + 1]) of each player's boat.
+
+    `retaliate` (int32[P + 1], 0 for none): land on that player's shore; otherwise the random boat's
+    choice (see the module docstring). Tiles are drawn around each player's spawn centre.
+    """
+    num_slots = state.troops.shape[0]
+    height, width = state.owner.shape
+    offsets = jax.random.randint(key, (num_slots, BOAT_SAMPLES, 2), -BOAT_REACH, BOAT_REACH + 1)
+    ys = state.spawn[:, 0:1] + offsets[..., 0]
+    xs = state.spawn[:, 1:2] + offsets[..., 1]
+    inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
+    ys, xs = jnp.clip(ys, 0, height - 1), jnp.clip(xs, 0, width - 1)
+    owner = state.owner[ys, xs].astype(jnp.int32)  # [P1, K]
+    me = jnp.arange(num_slots)[:, None]
+    shore = inside & arrays.shore[ys, xs] & (arrays.water_body[ys, xs] > 0) & (owner != me)
+    player = owner > 0
+    high_interest = shore & (~player | (state.kind[owner] == PlayerKind.TRIBE))
+    other = (shore & player & state.alive[owner] & ~jnp.take_along_axis(contacts, owner, axis=1)
+             & (state.troops[owner] <= state.troops[:, None]))
+    order = jnp.arange(BOAT_SAMPLES)[None, :]
+    random_score = jnp.where(high_interest, order, jnp.where(other, BOAT_SAMPLES + order, 2 * BOAT_SAMPLES))
+    revenge_score = jnp.where(shore & (owner == retaliate[:, None]), order, 2 * BOAT_SAMPLES)
+    score = jnp.where((retaliate > 0)[:, None], revenge_score, random_score)
+    pick = jnp.argmin(score, axis=1)
+    rows = jnp.arange(num_slots)
+    return (ys[rows, pick] * width + xs[rows, pick]).astype(jnp.int32), score[rows, pick] < 2 * BOAT_SAMPLES
+
+
 def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Rules = Rules(),
                   autopilot: int = 0) -> GameState:
     """Queue this tick's orders of every tribe and nation whose phase tick it is (engine §7).
@@ -198,11 +241,22 @@ def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Ru
     random_neighbour, has_neighbour = _first_allowed(
         jax.random.uniform(order_key, (num_slots, num_slots)), neighbours & ~skip)
 
+    # Boats: retaliation against an attacker across water, and the nations' random boats (drawn first,
+    # since a nation's boat with bordering enemies replaces its other attacks).
+    boat_key = jax.random.fold_in(skip_key, 7)
+    free_boat = boats_in_flight(state) < BOATS_PER_PLAYER
+    revenge_by_boat = under_attack & ~contacts[slots, biggest_attacker]
+    has_enemy = neighbours.any(axis=1)
+    boat_chance = jax.random.uniform(jax.random.fold_in(boat_key, 1), (num_slots,))
+    random_boat = (is_nation & later & ~borders_unowned & ~under_attack
+                   & (boat_chance < jnp.where(has_enemy, 0.1, 0.2)))
+
     # Tribes.
     expand = later & borders_unowned
     aggressive = later & ~borders_unowned & (ratio >= state.ai_trigger) & (attack_troops >= 1.0)
     tribe_target = jnp.where(under_attack, biggest_attacker, random_neighbour)
     tribe_fires_on_player = decides_as_tribe & aggressive & (under_attack | has_neighbour)
+    tribe_boat = tribe_fires_on_player & revenge_by_boat
     tribe_to_unowned = decides_as_tribe & (first | expand) & (expand_troops >= 1.0)
 
     # Nations.
@@ -221,6 +275,22 @@ def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Ru
     nation_target = jnp.where(under_attack, biggest_attacker, weakest)
     nation_fires_on_player = (willing & ~attacked_tribes & (attack_troops >= 1.0)
                               & (under_attack | has_weak))
+    nation_boat = nation_fires_on_player & under_attack & revenge_by_boat
+    wanted = (tribe_boat | nation_boat | random_boat) & free_boat & (troops >= 5.0)
+    retaliate = jnp.where(tribe_boat | nation_boat, biggest_attacker, 0)
+    landing, found = cond_any(
+        wanted.any(), _boat_landings,
+        lambda s, a, k, c, r: (jnp.full(num_slots, -1, jnp.int32), jnp.zeros(num_slots, jnp.bool_)),
+        state, arrays, boat_key, contacts, retaliate)
+    # A boat replaces the land attack it stands for only when a landing tile was found, so a map without
+    # water plays exactly as before boats existed (the engine's nation would also skip its turn there).
+    boating = wanted & found
+    tribe_fires_on_player &= ~(tribe_boat & boating)
+    nation_fires_on_player &= ~(nation_boat & boating)
+    # A random boat with bordering enemies is the nation's whole decision.
+    boat_instead = random_boat & has_enemy & boating
+    nation_fires_on_player &= ~boat_instead
+    tribe_orders = jnp.where(boat_instead[:, None], 0.0, tribe_orders)
 
     unowned = jnp.zeros(num_slots, jnp.int32)
     orders = (_one_hot_orders(unowned, expand_troops, tribe_to_unowned | nation_expand, num_slots)
@@ -228,5 +298,8 @@ def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Ru
               + _one_hot_orders(tribe_target, attack_troops, tribe_fires_on_player, num_slots)
               + _one_hot_orders(nation_target, attack_troops, nation_fires_on_player, num_slots)
               + tribe_orders)
-    state = state.replace(orders=state.orders + orders, ai_started=state.ai_started | deciding)
+    state = state.replace(orders=state.orders + orders, ai_started=state.ai_started | deciding,
+                          boat_order_troops=jnp.where(boating, jnp.floor(troops / 5.0),
+                                                      state.boat_order_troops),
+                          boat_order_dst=jnp.where(boating, landing, state.boat_order_dst))
     return build_structures(state, build_key, rules)

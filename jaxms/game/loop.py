@@ -1,10 +1,11 @@
 """One game tick, in the engine's order, as a pure function `tick(state, arrays, rules) -> state`.
 
-Order within a tick (engine §2): win check (every `win_check_interval` ticks); players with no tiles die;
-troop growth and gold; bot decisions (queued as orders); every running attack conquers; orders given
-before or during this tick are launched (troops leave now, conquest starts next tick); the tick counter
-advances. Nothing here loops over players, tiles or envs in Python: per-player work is vectorised over
-the P + 1 slots, per-tile work over the grid.
+Order within a tick (engine §2): win check (every `win_check_interval` ticks; also the game's timer);
+players with no tiles die; troop growth and gold; bot decisions (queued as orders); every running attack
+conquers; orders given before or during this tick are launched (troops leave now, conquest starts next
+tick); boats that arrive land and ordered boats launch (game/boats.py); the tick counter advances.
+Nothing here loops over players, tiles or envs in Python: per-player work is vectorised over the P + 1
+slots, per-tile work over the grid.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxms.game.boats import step_boats
 from jaxms.game.conquest import frontier_histogram, pair_tile_values, plan_takes
 from jaxms.game.control import cond_any
 from jaxms.game.grid import NEIGHBOURS, shift
@@ -202,13 +204,19 @@ def _annihilate(state: GameState, taken: jax.Array, rules: Rules) -> GameState:
                          troops=jnp.where(doomed, 0.0, state.troops), alive=state.alive & ~doomed)
 
 
+def leader(state: GameState) -> jax.Array:
+    """int32[]: the player owning the most land (the lowest id among equals)."""
+    return jnp.argmax(state.tiles.at[0].set(-1)).astype(jnp.int32)
+
+
 def check_win(state: GameState, arrays: MapArrays, rules: Rules) -> GameState:
-    """A player holding more than `win_land_share` of the land wins (checked by `tick` every N ticks)."""
-    players = state.tiles.at[0].set(-1)
-    leader = jnp.argmax(players)
-    share = state.tiles[leader] / jnp.maximum(arrays.num_land_tiles, 1).astype(jnp.float32)
-    wins = (state.winner == 0) & (share > rules.win_land_share)
-    return state.replace(winner=jnp.where(wins, leader, state.winner).astype(jnp.int32))
+    """A player holding more than `win_land_share` of the land wins (checked by `tick` every N ticks); at
+    the game's timer (`Rules.max_timer_ticks`, if set) the leader wins, as the engine's WinCheck does."""
+    first = leader(state)
+    share = state.tiles[first] / jnp.maximum(arrays.num_land_tiles, 1).astype(jnp.float32)
+    timed_out = (rules.max_timer_ticks > 0) & (state.tick >= rules.max_timer_ticks)
+    wins = (state.winner == 0) & ((share > rules.win_land_share) | timed_out)
+    return state.replace(winner=jnp.where(wins, first, state.winner).astype(jnp.int32))
 
 
 def no_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Rules) -> GameState:
@@ -229,6 +237,7 @@ def tick(state: GameState, arrays: MapArrays, rules: Rules = Rules(), bots: Poli
     state = conquer(state, arrays, rules, conquest_key)
     state = capture_structures(state)
     state = launch_orders(state)
+    state = step_boats(state, arrays, rules)
     incoming = state.attacks[1:, :].sum(axis=0)
     return state.replace(tick=state.tick + 1, key=key, incoming=incoming)
 

@@ -94,7 +94,10 @@ class Rules:
     # Win (§8): checked every 10 ticks; more than 80% of the land wins.
     win_check_interval: int = 10
     win_land_share: float = 0.8
-    max_ticks: int = 100_000  # a game also ends here (the engine's 170-minute timer is 102,000 ticks)
+    max_ticks: int = 100_000  # the env truncates an episode here (nobody wins)
+    # The game's timer (WinCheckExecution): at this many ticks after the spawn phase the leader (most land)
+    # wins. The engine's default is its hard limit of 170 minutes (102,000 ticks of 100 ms); 0: no timer.
+    max_timer_ticks: int = 102_000
 
     # The agent's directed attacks (env actions): tiles in the chosen direction count this much older.
     focus_age_bonus: int = 8
@@ -113,5 +116,10 @@ class Rules:
         if self.defense_post_loss_factor <= 0 or self.defense_post_cost_factor <= 0:
             raise ValueError("defense_post_loss_factor and defense_post_cost_factor must be > 0, got "
                              f"{self.defense_post_loss_factor} and {self.defense_post_cost_factor}")
+        if self.max_timer_ticks is None:
+            object.__setattr__(self, "max_timer_ticks", 0)
+        if not isinstance(self.max_timer_ticks, int) or self.max_timer_ticks < 0:
+            raise ValueError(f"max_timer_ticks must be an integer >= 0 (0: no timer), got "
+                             f"{self.max_timer_ticks!r}")
         if not 0.5 <= self.win_land_share <= 1.0:
             raise ValueError(f"win_land_share must be in [0.5, 1], got {self.win_land_share}")

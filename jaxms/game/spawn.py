@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxms.game.boats import empty_boats
 from jaxms.game.grid import hash_bits
 from jaxms.game.rules import Difficulty, PlayerKind, Rules
 from jaxms.game.state import GameState, MapArrays, map_arrays
@@ -150,6 +151,7 @@ def make_game(key: jax.Array, arrays: MapArrays, kind: jax.Array, centres: jax.A
         structure_pos=jnp.zeros((num_structures, 2), jnp.int32),
         structure_level=jnp.zeros(num_structures, jnp.int32),
         structure_ready=jnp.zeros(num_structures, jnp.int32),
+        **empty_boats(num_slots),
         ai_rate=rate.astype(jnp.int32),
         ai_phase=phase.astype(jnp.int32),
         ai_trigger=uniform(keys[2], minval=0.5, maxval=0.6),

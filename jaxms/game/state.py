@@ -25,6 +25,15 @@ class MapArrays:
     terrain: jax.Array  # uint8[H, W]: 0 plains, 1 highland, 2 mountain, 3 water
     spawnable: jax.Array  # bool[H, W]: all 52 tiles of the spawn disk centred here are land
     num_land_tiles: jax.Array  # int32[]
+    # Boats (game/boats.py). Water bodies are 4-connected water components ranked by size (1 = largest, up
+    # to MAX_WATER_BODIES; smaller ones get 0 and carry no boats).
+    shore: jax.Array  # bool[H, W]: land with a 4-neighbour water tile
+    water_body: jax.Array  # uint8[H, W]: a water tile's body; a shore tile's largest adjacent body; else 0
+    # The coarse water graph a boat's travel time is measured on: k x k blocks (k = block_size((H, W))), a
+    # block linked to its right / lower neighbour by the body whose water tiles cross their shared edge
+    # (4-adjacent water tiles of one body on both sides; the body crossing most, 0: none).
+    block_right: jax.Array  # uint8[Hc, Wc]
+    block_down: jax.Array  # uint8[Hc, Wc]
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -47,12 +56,79 @@ def map_arrays(game_map: GameMap, rules: Rules = Rules()) -> MapArrays:
     # correlate() reads input[y + dy, x + dx] for kernel cell (dy + reach, dx + reach).
     kernel[offsets[:, 0] + reach, offsets[:, 1] + reach] = 1
     disk_land = ndimage.correlate(game_map.land.astype(np.int32), kernel, mode="constant", cval=0)
+    shore, water_body, block_right, block_down = water_tables(game_map.land)
     return MapArrays(
         land=jnp.asarray(game_map.land),
         terrain=jnp.asarray(game_map.terrain),
         spawnable=jnp.asarray(disk_land == len(offsets)),
         num_land_tiles=jnp.asarray(game_map.num_land_tiles, dtype=jnp.int32),
+        shore=jnp.asarray(shore),
+        water_body=jnp.asarray(water_body),
+        block_right=jnp.asarray(block_right),
+        block_down=jnp.asarray(block_down),
     )
+
+
+MAX_WATER_BODIES = 255  # water bodies a boat can use (the largest; smaller lakes carry no boats)
+COARSE_CELLS = 128  # the coarse water graph has at most this many blocks a side (boats.block_size)
+
+
+def block_size(shape: tuple[int, int]) -> int:
+    """k: the side in tiles of a block of the coarse water graph of a map of `shape` (1 up to 128 a side,
+    so small maps get exact water distances; 8 at 1024x1024)."""
+    return max(1, -(-max(shape) // COARSE_CELLS))
+
+
+def water_tables(land: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(shore bool[H, W], water_body uint8[H, W], block_right, block_down uint8[Hc, Wc]) of a land mask
+    (see MapArrays).
+
+    Host-side, once per map: water bodies are labelled by scipy (4-connected), ranked by size; a shore tile
+    takes the largest body it touches; a block edge takes the body with most water tile pairs across it.
+    """
+    land = np.asarray(land, dtype=bool)
+    height, width = land.shape
+    labels, count = ndimage.label(~land)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    rank = np.zeros(count + 1, dtype=np.int32)
+    largest = np.argsort(-sizes, kind="stable")[:MAX_WATER_BODIES]
+    rank[largest + 1] = np.arange(1, len(largest) + 1)
+    body = rank[labels]  # 0 on land and on the smallest lakes
+    # Each land tile's neighbouring bodies; the largest (smallest rank > 0) wins.
+    padded = np.pad(np.where(body > 0, body, MAX_WATER_BODIES + 1), 1, constant_values=MAX_WATER_BODIES + 1)
+    nearest = np.minimum.reduce([padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]])
+    water_pad = np.pad(~land, 1, constant_values=False)
+    shore = land & (water_pad[:-2, 1:-1] | water_pad[2:, 1:-1] | water_pad[1:-1, :-2] | water_pad[1:-1, 2:])
+    shore_body = np.where(land & (nearest <= MAX_WATER_BODIES), nearest, 0)
+    water_body = np.where(land, shore_body, body).astype(np.uint8)
+    k = block_size((height, width))
+    rows, cols = -(-height // k), -(-width // k)
+    grid = np.zeros((rows * k, cols * k), dtype=np.int64)
+    grid[:height, :width] = body
+    slots = MAX_WATER_BODIES + 1
+
+    def crossing(near: np.ndarray, far: np.ndarray, block_of: np.ndarray, num: int) -> np.ndarray:
+        """uint8[num]: per edge, the body with most water pairs (near, far) across it."""
+        pair = (near > 0) & (near == far)
+        index = block_of * slots + np.where(pair, near, 0)
+        counts = np.bincount(index.ravel(), minlength=num * slots).reshape(num, slots)
+        counts[:, 0] = 0
+        return np.where(counts.max(axis=1) > 0, counts.argmax(axis=1), 0).astype(np.uint8)
+
+    block_rows = np.arange(rows * k) // k
+    block_cols = np.arange(cols * k) // k
+    # Right edges: columns x = (j + 1) k - 1 and x + 1, for j < cols - 1.
+    right = np.zeros((rows, cols), dtype=np.uint8)
+    if cols > 1:
+        xs = np.arange(1, cols) * k - 1
+        ids = block_rows[:, None] * (cols - 1) + np.arange(cols - 1)[None, :]
+        right[:, :-1] = crossing(grid[:, xs], grid[:, xs + 1], ids, rows * (cols - 1)).reshape(rows, cols - 1)
+    down = np.zeros((rows, cols), dtype=np.uint8)
+    if rows > 1:
+        ys = np.arange(1, rows) * k - 1
+        ids = np.arange(rows - 1)[:, None] * cols + block_cols[None, :]
+        down[:-1, :] = crossing(grid[ys, :], grid[ys + 1, :], ids, (rows - 1) * cols).reshape(rows - 1, cols)
+    return shore, water_body, right, down
 
 
 @struct.dataclass
@@ -86,6 +162,15 @@ class GameState:
     structure_pos: jax.Array  # int32[S, 2]: (y, x) tile
     structure_level: jax.Array  # int32[S]: city level (1 for defense posts)
     structure_ready: jax.Array  # int32[S]: tick at which construction completes
+    # Transport boats (game/boats.py): BOATS_PER_PLAYER slots per player; a slot with troops 0 is free.
+    boat_troops: jax.Array  # float32[P + 1, 3]: troops aboard
+    boat_target: jax.Array  # int32[P + 1, 3]: owner id attacked on landing (0 = unowned land)
+    boat_src: jax.Array  # int32[P + 1, 3]: flat tile index (y W + x) of the launch shore tile
+    boat_dst: jax.Array  # int32[P + 1, 3]: flat tile index of the landing shore tile
+    boat_launch: jax.Array  # int32[P + 1, 3]: tick of the launch
+    boat_arrive: jax.Array  # int32[P + 1, 3]: tick of the landing (launch + water distance + 1)
+    boat_order_troops: jax.Array  # float32[P + 1]: a boat ordered this tick (launched at the tick's end)
+    boat_order_dst: jax.Array  # int32[P + 1]: its landing tile (flat index; -1 none)
     tick: jax.Array  # int32[]: ticks since the spawn phase ended
     winner: jax.Array  # int32[]: 0 while nobody has won
     key: jax.Array  # PRNG key

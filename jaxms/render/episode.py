@@ -71,6 +71,7 @@ class Episode:
     rewards: np.ndarray  # float32[T]
     won: bool  # the agent won by the last step
     ended: bool  # the game ended (won, lost, or its time limit) within the steps recorded
+    boats: np.ndarray | None = None  # float32[T + 1, 3 (P + 1), 4]: (y, x, owner, at sea) per boat slot
 
     @property
     def num_steps(self) -> int:
@@ -86,7 +87,9 @@ class Episode:
         return GameFrame(owner=self.owner[t], tiles=self.tiles[t], troops=self.troops[t],
                          live_attacks=self.live_attacks[t], structure_kind=self.structure_kind[t],
                          structure_owner=self.structure_owner[t], structure_pos=self.structure_pos[t],
-                         structure_ready=self.structure_ready[t], tick=int(self.tick[t]))
+                         structure_ready=self.structure_ready[t], tick=int(self.tick[t]),
+                         **({} if self.boats is None else
+                            {"boats": self.boats[t][self.boats[t][:, 3] > 0, :3]}))
 
     def observation(self, t: int) -> dict:
         """The observation the agent saw at frame `t` (one env)."""
@@ -128,13 +131,25 @@ def record_episode(env, params, policy: Callable, key, max_steps: int | None = N
     return Episode(
         game_map=env.game_maps[int(first["map_index"])], obs_config=getattr(env.observer, "config", None),
         **{name: frames(name) for name in ("owner", "tiles", "troops", "live_attacks", "structure_kind",
-                                           "structure_owner", "structure_pos", "structure_ready", "tick")},
+                                           "structure_owner", "structure_pos", "structure_ready", "tick",
+                                           "boats")},
         obs={name: np.concatenate([np.asarray(value)[None], np.asarray(steps["obs"][name])[:played]])
              for name, value in first["obs"].items()},
         actions=np.asarray(steps["action"])[:played], attacked=np.asarray(steps["attacked"])[:played],
         targets=np.asarray(steps["targets"])[:played], centres=np.asarray(steps["centre"])[:played],
         rewards=np.asarray(steps["reward"])[:played],
         won=bool(np.asarray(steps["won"])[played - 1]), ended=bool(np.asarray(steps["ended"])[played - 1]))
+
+
+def _boat_slots(game):
+    """float32[3 (P + 1), 4]: (y, x, owner, at sea) of every boat slot of one game (inside jit)."""
+    import jax.numpy as jnp
+
+    from jaxms.env.observe import boat_positions
+
+    y, x, at_sea = boat_positions(game, game.owner.shape[1])
+    owner = jnp.broadcast_to(jnp.arange(at_sea.shape[0])[:, None], at_sea.shape)
+    return jnp.stack([y, x, owner.astype(jnp.float32), at_sea.astype(jnp.float32)], axis=-1).reshape(-1, 4)
 
 
 @functools.lru_cache(maxsize=16)
@@ -153,7 +168,7 @@ def _recorder(env, policy: Callable, max_steps: int):
                 "live_attacks": jnp.where(game.retreat_timer == 0, game.attacks, 0.0),
                 "structure_kind": game.structure_kind, "structure_owner": game.structure_owner,
                 "structure_pos": game.structure_pos, "structure_ready": game.structure_ready,
-                "tick": game.tick, "map_index": state.map_index[0],
+                "tick": game.tick, "map_index": state.map_index[0], "boats": _boat_slots(game),
                 "obs": jax.tree.map(lambda leaf: leaf[0], obs)}
 
     @jax.jit

@@ -1,4 +1,4 @@
-"""Pictures of a game state: territories, water, the agent's border, live attacks and structures.
+"""Pictures of a game state: territories, water, the agent's border, live attacks, structures and boats.
 
     from jaxms.render import GameFrame, render_game
     image = render_game(game_map, state.game)                 # a GameState of one env (JAX or NumPy arrays)
@@ -73,6 +73,8 @@ class GameFrame:
     structure_pos: np.ndarray  # int32[S, 2]: (y, x)
     structure_ready: np.ndarray  # int32[S]: tick its construction completes
     tick: int
+    # Boats at sea: (y, x, owner) per boat, at its straight-line position between launch and landing.
+    boats: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 3), np.float32))
 
     @classmethod
     def from_state(cls, game) -> GameFrame:
@@ -84,7 +86,23 @@ class GameFrame:
                    structure_kind=np.asarray(game.structure_kind),
                    structure_owner=np.asarray(game.structure_owner),
                    structure_pos=np.asarray(game.structure_pos),
-                   structure_ready=np.asarray(game.structure_ready), tick=int(game.tick))
+                   structure_ready=np.asarray(game.structure_ready), tick=int(game.tick),
+                   boats=boats_at_sea(game))
+
+
+def boats_at_sea(game) -> np.ndarray:
+    """float32[B, 3]: (y, x, owner) of the boats at sea of a `GameState` (positions interpolated between
+    launch and landing tiles, as the observation's boats channel places them)."""
+    width = int(np.asarray(game.owner).shape[1])
+    troops = np.asarray(game.boat_troops)
+    launch, arrive = np.asarray(game.boat_launch), np.asarray(game.boat_arrive)
+    done = np.clip((int(game.tick) - launch) / np.maximum(arrive - launch, 1), 0.0, 1.0)
+    src, dst = np.asarray(game.boat_src), np.asarray(game.boat_dst)
+    y = src // width + (dst // width - src // width) * done
+    x = src % width + (dst % width - src % width) * done
+    owner = np.broadcast_to(np.arange(troops.shape[0])[:, None], troops.shape)
+    at_sea = troops > 0
+    return np.stack([y[at_sea], x[at_sea], owner[at_sea]], axis=-1).astype(np.float32)
 
 
 def _edges(owner: np.ndarray, land: np.ndarray) -> np.ndarray:
@@ -189,6 +207,7 @@ class GameRenderer:
             image = Image.fromarray(pixels)
         draw = ImageDraw.Draw(image)
         self._structures(draw, frame)
+        self._boats(draw, frame)
         for name, cy, cx, side in windows:
             colour = {"local": (255, 255, 255), "tactical": AGENT_BORDER}.get(name, (200, 200, 200))
             x0, y0 = self.to_pixels(cy - side / 2, cx - side / 2)
@@ -215,6 +234,17 @@ class GameRenderer:
                 r = radius * 1.3
                 draw.polygon([(px, py - r), (px + r, py), (px, py + r), (px - r, py)], fill=fill,
                              outline=(0, 0, 0))
+
+    def _boats(self, draw: ImageDraw.ImageDraw, frame: GameFrame) -> None:
+        """A boat at sea: a small hull in its owner's colour, outlined in white."""
+        colours = player_colours(max(frame.tiles.shape[0], int(frame.boats[:, 2].max(initial=0)) + 1))
+        radius = max(2.5, min(self.size) / 100)
+        for y, x, owner in frame.boats:
+            px, py = self.to_pixels(y + 0.5, x + 0.5)
+            colour = tuple(int(c) for c in colours[int(owner)])
+            draw.polygon([(px - 1.6 * radius, py - 0.4 * radius), (px + 1.6 * radius, py - 0.4 * radius),
+                          (px + radius, py + 0.8 * radius), (px - radius, py + 0.8 * radius)], fill=colour,
+                         outline=(255, 255, 255))
 
     def _arrow(self, draw: ImageDraw.ImageDraw, y: float, x: float, dy: float, dx: float) -> None:
         length = max(self.size) / 10

@@ -9,8 +9,10 @@ expansion to within a few percent (see ``test_reference_engine.py`` for the meas
 What is modelled: spawning (the 52-tile disk; random spawns for tribes), troop growth and gold, land
 attacks with the per-attack priority heap and per-tick budget, cancelling and merging of attacks,
 annihilation of players below 100 tiles, retreats, the win check, city levels (as a per-player number),
-defense posts (as points), and the tribe AI. What is not: boats, nukes and fallout, alliances and
-traitors, spawn immunity, enclave annexation, nation AI.
+defense posts (as points), the tribe AI, and transport boats (launch from the attacker's shore tile with
+the shortest exact water path, one tile per tick by BFS distance, landing that conquers its tile and
+starts an attack seeded at the landing only, 25% lost landing on one's own tile, at most 3 per player).
+What is not: nukes and fallout, alliances and traitors, spawn immunity, enclave annexation, nation AI.
 
 Coordinates are ``(x, y)`` with ``x`` the column; tiles are flat indices ``y * width + x``.
 """
@@ -74,6 +76,9 @@ DEFENSE_POST_RADIUS = 30.0
 DEFENSE_POST_LOSS_FACTOR = 5.0
 DEFENSE_POST_COST_FACTOR = 3.0
 HUMAN_VS_TRIBE_LOSS_FACTOR = 0.8
+
+BOATS_PER_PLAYER = 3
+BOAT_RETREAT_KEEP = 0.75  # a boat landing on its owner's own tile brings 75% of its troops home
 
 WIN_CHECK_INTERVAL = 10
 WIN_LAND_SHARE = 0.8
@@ -194,6 +199,19 @@ class Attack:
 
 
 @dataclass
+class Boat:
+    """A transport boat at sea: it lands on ``dst`` (flat tile index) during tick ``arrive``."""
+
+    attacker: int
+    target: int
+    troops: int
+    src: int
+    dst: int
+    launch: int
+    arrive: int
+
+
+@dataclass
 class TickRecord:
     """What happened during one tick, for comparison with the vectorised engine.
 
@@ -274,6 +292,8 @@ class ReferenceGame:
         self.winner: int | None = None
         self.history: list[TickRecord] = []
         self._pending_launches: list[tuple[int, int, int]] = []
+        self._pending_boats: list[tuple[int, int, int]] = []
+        self.boats: list[Boat] = []
         self._attack_serial = 0
         self._tick_stats: dict[str, dict] = {}
         self._ended: list[tuple[int, int, str]] = []
@@ -468,6 +488,64 @@ class ReferenceGame:
             raise ValueError(f"troops must be >= 0, got {troops}")
         self._pending_launches.append((attacker, target, int(troops)))
 
+    def launch_boat(self, attacker: int, x: int, y: int, troops: int) -> None:
+        """Order ``attacker`` to send ``troops`` by boat to the shore tile ``(x, y)``; like an attack order it
+        is initialised at the end of the next ``tick()`` (troops leave, the boat sets out)."""
+        self.player(attacker)
+        self._pending_boats.append((attacker, y * self.width + x, int(troops)))
+
+    def water_distances(self, dst: int) -> dict[int, int]:
+        """Exact moves from landing tile ``dst`` to every tile reachable through water (4-connected BFS over
+        water tiles, the shore land tiles at the end of a path included)."""
+        distance = {dst: 0}
+        queue = deque([dst])
+        while queue:
+            tile = queue.popleft()
+            for n in self._neighbours(tile):
+                if n in distance:
+                    continue
+                if not self._land_flat[n]:
+                    distance[n] = distance[tile] + 1
+                    queue.append(n)
+                elif not self._land_flat[tile]:
+                    distance[n] = distance[tile] + 1  # a shore tile: the end of a path, not a way through
+        return distance
+
+    def _start_boat(self, attacker_id: int, dst: int, troops: int) -> None:
+        attacker = self.player(attacker_id)
+        target = self._owner_of(dst)
+        if not attacker.alive or target == attacker_id or not self._land_flat[dst]:
+            return
+        if sum(1 for b in self.boats if b.attacker == attacker_id) >= BOATS_PER_PLAYER:
+            return
+        distance = self.water_distances(dst)
+        launches = [(d, t) for t, d in distance.items()
+                    if self._land_flat[t] and t != dst and self._owner_flat[t] == attacker_id]
+        if not launches:
+            return
+        steps, src = min(launches)
+        sent = attacker.remove_troops(min(troops, attacker.troops))
+        if sent < 1:
+            return
+        # One tile per tick, landing on the tick after the boat reaches the landing tile (as the engine).
+        self.boats.append(Boat(attacker_id, target, sent, src, dst, self.ticks, self.ticks + steps + 1))
+
+    def _land_boats(self) -> None:
+        for boat in [b for b in self.boats if self.ticks >= b.arrive]:
+            self.boats.remove(boat)
+            attacker = self.player(boat.attacker)
+            if not attacker.alive:
+                continue
+            if self._owner_of(boat.dst) == boat.attacker:
+                attacker.add_troops(boat.troops * BOAT_RETREAT_KEEP)
+                continue
+            self._set_owner(boat.dst, boat.attacker)
+            self._attack_serial += 1
+            attack = Attack(serial=self._attack_serial, attacker=boat.attacker, target=boat.target,
+                            troops=float(boat.troops), rng=random.Random(f"attack:{self.seed}:{HEAP_SEED}"))
+            self._queue_neighbours(attack, boat.dst)  # a boat attack is seeded at its landing only
+            self.attacks.append(attack)
+
     def retreat(self, attacker: int, target: int) -> None:
         """Order the attack of ``attacker`` on ``target`` to retreat.
 
@@ -515,6 +593,10 @@ class ReferenceGame:
             launches, self._pending_launches = self._pending_launches, []
             for attacker, target, troops in launches:
                 self._start_attack(attacker, target, troops)
+            self._land_boats()
+            boats, self._pending_boats = self._pending_boats, []
+            for attacker, dst, troops in boats:
+                self._start_boat(attacker, dst, troops)
         self.ticks += 1
         if self.record:
             self.history.append(self._make_record(now))
