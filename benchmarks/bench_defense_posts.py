@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.bench_env import random_policy_rollout
+from benchmarks.bench_env import warmed_up
 from benchmarks.common import write_results
 from jaxms import load_map
 from jaxms.env import make_env
@@ -82,10 +82,7 @@ def main() -> None:
     env = make_env(load_map(f"continents_{args.size}"), num_bots=args.num_bots, ticks_per_step=10,
                    max_steps=10**6, reset_pool_size=2)
     params = env.default_params
-    obs, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(jax.random.key(0), 1),
-                                                                   params)
-    warm = jax.jit(random_policy_rollout(env, params, args.warmup_steps))
-    obs, state, _, _ = jax.block_until_ready(warm(obs, state, jax.random.key(1)))
+    _, state = warmed_up(env, params, args.warmup_steps)
     game, on_fronts = place_posts(jax.tree.map(lambda x: x[0], state.game), args.posts)
 
     arrays = env.map_arrays(params)  # an argument of the programs, as in the env's step

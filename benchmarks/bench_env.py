@@ -118,6 +118,16 @@ def random_policy_rollout(env, params, num_steps: int):
     return rollout
 
 
+def warmed_up(env, params, num_steps: int):
+    """(obs, state) of one env (a batch of 1) after its reset and `num_steps` random legal steps: a game
+    under way, for timing ticks on a realistic position."""
+    obs, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(jax.random.key(0), 1),
+                                                                  params)
+    warm = jax.jit(random_policy_rollout(env, params, num_steps))
+    obs, state, _, _ = jax.block_until_ready(warm(obs, state, jax.random.key(1)))
+    return obs, state
+
+
 def game_ticks(env, num_ticks: int, batched: bool = True):
     """A jittable scan of `num_ticks` game ticks (scripted bots) over a batch of games (or one game when not
     `batched`); the map's arrays are an argument (`env.map_arrays(params)`), as in the env's step. Returns
@@ -379,10 +389,7 @@ def bench_boat_case(args) -> list[dict]:
     env = make_env(load_map(f"islands_{size}"), num_bots=args.num_bots, ticks_per_step=args.ticks_per_step,
                    max_steps=10**6, reset_pool_size=2)
     params = env.default_params
-    obs, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(jax.random.key(0), 1),
-                                                                  params)
-    warm = jax.jit(random_policy_rollout(env, params, args.warmup_steps))
-    obs, state, _, _ = jax.block_until_ready(warm(obs, state, jax.random.key(1)))
+    _, state = warmed_up(env, params, args.warmup_steps)
     arrays = env.map_arrays(params)
     empty = state.game.replace(boat_troops=jnp.zeros_like(state.game.boat_troops))
     loaded = with_boats_at_sea(state.game, arrays, args.boats_per_player)
