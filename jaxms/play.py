@@ -111,8 +111,9 @@ def _without_params(policy: Policy) -> Callable:
 
 @functools.lru_cache(maxsize=16)
 def _play_programs(env, actor: Callable, num_games: int):
-    """The jitted `start(env params, key) -> carry` and `advance(env params, actor params, carry, until) ->
-    carry` of `play_games`; carry = (obs, state, key, record, steps played), record: per-game results."""
+    """The jitted `start(env params, key) -> carry` and `advance(env params, actor params, carry, max_steps,
+    until) -> carry` of `play_games`: advance plays until step `until` or every game's end, a game ending
+    at `max_steps`; carry = (obs, state, key, record, steps played), record: per-game results."""
     step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
 
     def start(params, key):  # the reset in a program (op by op: seconds)

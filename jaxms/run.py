@@ -120,18 +120,17 @@ class Run(NamedTuple):
     maps: list  # the GameMaps of the run (one, or a pool of one shape)
 
 
-def build_run(config: TrainConfig, agent_autopilot: bool = False, maps: list | None = None) -> Run:
+def build_run(config: TrainConfig, maps: list | None = None) -> Run:
     """The env, network and PPO settings of `config` (`maps`: the run's maps if already loaded).
 
-    `agent_autopilot=True` plays the agent's seat with the tribe rules (an evaluation baseline).
+    The tribe-AI baseline plays this env with `params.replace(agent_autopilot=True)` (`jaxms.play`).
     PPO's rollout sizes are as in `config`: `resolve` it first if they are to be chosen by device.
     """
     from jaxms.env import make_env
     from jaxms.nn import make_network
 
     maps = load_game_maps(config) if maps is None else maps
-    env = make_env(maps[0] if len(maps) == 1 else maps, config.env, seed=config.run.seed,
-                   agent_autopilot=agent_autopilot)
+    env = make_env(maps[0] if len(maps) == 1 else maps, config.env, seed=config.run.seed)
     return Run(env, make_network(config.network), config.ppo, maps)
 
 
