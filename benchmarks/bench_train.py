@@ -217,7 +217,8 @@ def make_pieces(env, network, trainer, ppo):
             steps = steps + 1
             obs, memory, _directions = observe(games, arrays, memory, steps, params)
             flag = jnp.any(obs["features"] > NEVER, axis=-1)
-            games = games.replace(owner=_nudge(games.owner, flag), troops=_nudge(games.troops, flag))
+            games = games.replace(board_owner=_nudge(games.board_owner, flag),
+                                  troops=_nudge(games.troops, flag))
             return (games, memory, steps), None
 
         return jax.lax.scan(step, (games, memory, steps), None, length=num_steps)[0]

@@ -43,6 +43,12 @@ BASE = game.new_game(jax.random.key(0), PLAINS_ARRAYS, ["human", "tribe", "tribe
                      spawns=[(20, 20), (60, 20), (100, 20), (140, 20)])
 
 
+def blank(arrays):
+    """A game like BASE (same players) on another map (any shape): a start for `set_territory`."""
+    return game.new_game(jax.random.key(0), arrays, ["human", "tribe", "tribe", "nation"],
+                         spawns=[(5, 5), (15, 5), (25, 5), (35, 5)])
+
+
 def channel(view, name: str) -> np.ndarray:
     return np.asarray(view)[..., CONFIG.channel_names.index(name)]
 
@@ -236,8 +242,7 @@ def test_five_tiles_are_visible_in_the_global_view_of_a_1024_map():
     the tactical window holds their border."""
     big = load_map("plains_1024x1024")
     arrays = game.map_arrays(big)
-    zeros = jnp.zeros((1024, 1024), jnp.uint8)
-    base = BASE.replace(owner=zeros, frontier_age=zeros)
+    base = blank(arrays)
     owner = np.zeros((1024, 1024), np.uint8)
     tiles = [(511, 511), (511, 512), (512, 511), (512, 512), (600, 300)]  # four straddle a cell corner
     for y, x in tiles:
@@ -355,7 +360,7 @@ def test_channels_water_unowned_troops_structures_and_padding():
 def test_a_map_smaller_than_every_window_is_padded_not_an_error():
     small = load_map("plains_64x48")
     arrays = game.map_arrays(small)
-    base = BASE.replace(owner=jnp.zeros((48, 64), jnp.uint8), frontier_age=jnp.zeros((48, 64), jnp.uint8))
+    base = blank(arrays)
     owner = np.zeros((48, 64), np.uint8)
     owner[10:20, 10:20] = 1
     state = game.set_territory(base, owner, arrays, troops=[50_000, 20_000, 30_000, 40_000])
@@ -372,7 +377,7 @@ def test_a_map_smaller_than_every_window_is_padded_not_an_error():
 def test_a_map_that_does_not_divide_into_the_view_uses_fractional_windows():
     odd = load_map("plains_100x70")
     arrays = game.map_arrays(odd)
-    base = BASE.replace(owner=jnp.zeros((70, 100), jnp.uint8), frontier_age=jnp.zeros((70, 100), jnp.uint8))
+    base = blank(arrays)
     owner = np.zeros((70, 100), np.uint8)
     owner[11:30, 7:40] = 1  # 627 tiles, edges off the 1.5625-tile cell grid
     state = game.set_territory(base, owner, arrays, troops=[50_000, 20_000, 30_000, 40_000])

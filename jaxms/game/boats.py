@@ -206,11 +206,9 @@ def land_boats(state: GameState, arrays: MapArrays, rules: Rules) -> GameState:
 
 def _land(state: GameState, rules: Rules) -> GameState:
     num_slots = state.troops.shape[0]
-    height, width = state.owner.shape
     arrived = (state.boat_troops > 0) & (state.tick >= state.boat_arrive)
     attacker = jnp.broadcast_to(jnp.arange(num_slots, dtype=jnp.int32)[:, None], arrived.shape)
-    flat_owner = state.owner.ravel()
-    tile_owner = flat_owner[state.boat_dst].astype(jnp.int32)
+    tile_owner = state.owner_of(state.boat_dst).astype(jnp.int32)
     living = state.alive[attacker]
     home = arrived & living & (tile_owner == attacker)
     lands = arrived & living & (tile_owner != attacker)
@@ -224,8 +222,9 @@ def _land(state: GameState, rules: Rules) -> GameState:
     # The attack goes on against the boat's target if it can still be attacked, else the tile's owner.
     target = state.boat_target
     target = jnp.where((target == 0) | (state.alive[target] & (target != attacker)), target, tile_owner)
-    owner = flat_owner.at[jnp.where(takes, state.boat_dst, height * width).ravel()].set(
-        attacker.ravel().astype(jnp.uint8), mode="drop").reshape(height, width)
+    board = state.board_owner
+    owner = board.ravel().at[jnp.where(takes, state.board_index(state.boat_dst), board.size).ravel()].set(
+        attacker.ravel().astype(jnp.uint8), mode="drop").reshape(board.shape)
     gained = takes.astype(jnp.int32).ravel()
     tiles = (state.tiles + jax.ops.segment_sum(gained, attacker.ravel(), num_segments=num_slots)
              - jax.ops.segment_sum(gained, tile_owner.ravel(), num_segments=num_slots))
@@ -233,7 +232,7 @@ def _land(state: GameState, rules: Rules) -> GameState:
     added = jnp.zeros((num_slots, num_slots), jnp.float32).at[attacker.ravel(), target.ravel()].add(
         joining.ravel())
     back = jnp.where(home, jnp.floor(state.boat_troops * rules.retreat_keep_vs_player), 0.0).sum(axis=1)
-    return state.replace(owner=owner, tiles=tiles, attacks=_join_attacks(state.attacks, added),
+    return state.replace(board_owner=owner, tiles=tiles, attacks=_join_attacks(state.attacks, added),
                          troops=state.troops + back,
                          boat_troops=jnp.where(arrived, 0.0, state.boat_troops))
 
@@ -250,14 +249,14 @@ def _launch(state: GameState, arrays: MapArrays) -> GameState:
     num_slots = state.troops.shape[0]
     ordering = (state.boat_order_troops >= 1.0) & state.alive
     ids, count = compact(ordering, 1)
-    num_tiles = state.owner.size
+    num_tiles = state.height * state.width
 
     def one(i, state):
         player = ids[i]
         real = player < num_slots
         player = jnp.minimum(player, num_slots - 1)
         dst = jnp.clip(state.boat_order_dst[player], 0, num_tiles - 1)
-        target = state.owner.ravel()[dst].astype(jnp.int32)
+        target = state.owner_of(dst).astype(jnp.int32)
         src, distance, found = launch_site(state, arrays, player, dst)
         free = state.boat_troops[player] <= 0
         slot = jnp.argmax(free)

@@ -170,13 +170,13 @@ def _boat_landings(state: GameState, arrays: MapArrays, key: jax.Array, contacts
     choice (see the module docstring). Tiles are drawn around each player's spawn centre.
     """
     num_slots = state.troops.shape[0]
-    height, width = state.owner.shape
+    height, width = state.height, state.width
     offsets = jax.random.randint(key, (num_slots, BOAT_SAMPLES, 2), -BOAT_REACH, BOAT_REACH + 1)
     ys = state.spawn[:, 0:1] + offsets[..., 0]
     xs = state.spawn[:, 1:2] + offsets[..., 1]
     inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
     ys, xs = jnp.clip(ys, 0, height - 1), jnp.clip(xs, 0, width - 1)
-    owner = state.owner[ys, xs].astype(jnp.int32)  # [P1, K]
+    owner = state.owner_at(ys, xs).astype(jnp.int32)  # [P1, K]
     me = jnp.arange(num_slots)[:, None]
     shore = inside & arrays.shore[ys, xs] & (arrays.water_body[ys, xs] > 0) & (owner != me)
     player = owner > 0
@@ -219,9 +219,12 @@ def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Ru
 
     # Who borders whom is read only on a tick where some bot decides (tribes decide every 40-80 ticks);
     # under vmap, only for the envs (a GPU: the batch) where some bot decides (game/control.py).
-    contacts = cond_any(deciding.any(), lambda owner, land: border_contacts(owner, land, num_slots),
-                        lambda owner, land: jnp.zeros((num_slots, num_slots), jnp.bool_),
-                        state.owner, arrays.land)
+    height, width = state.height, state.width
+    contacts = cond_any(deciding.any(),
+                        lambda board, land: border_contacts(board[1:height + 1, 1:width + 1], land,
+                                                            num_slots),
+                        lambda board, land: jnp.zeros((num_slots, num_slots), jnp.bool_),
+                        state.board_owner, arrays.land)
     troops = state.troops
     cap = jnp.maximum(max_troops(state, rules), 1.0)
     ratio = troops / cap

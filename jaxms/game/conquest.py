@@ -45,7 +45,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxms.game.grid import NEIGHBOURS, compact, hash_bits
+from jaxms.game.grid import (
+    BLOCK,
+    CHUNK_TILES,
+    INFO_AGE,
+    INFO_COVER,
+    INFO_FRONTIER,
+    INFO_TERRAIN_SHIFT,
+    NEIGHBOURS,
+    board_info,
+    compact,
+    hash_bits,
+    to_board,
+)
 from jaxms.game.rules import PlayerKind, Rules
 
 NUM_AGES = 16  # ticks on the frontier 0..15 (older counts as 15)
@@ -53,8 +65,7 @@ NUM_K = 4  # attacker-owned neighbours 1..4
 NUM_TERRAIN = 3
 NUM_DRAWS = 7  # U{10..16}
 NUM_BINS = NUM_AGES * NUM_K * NUM_TERRAIN * NUM_DRAWS  # 1344
-BLOCK = 8  # conquest works on BLOCK x BLOCK blocks of the map, skipping those with no frontier
-CHUNK_TILES = 1 << 15  # window tiles per step of the loops over active blocks
+_TERRAIN_BITS = 3 << INFO_TERRAIN_SHIFT  # non-zero on land
 PLAN_PAIRS = 8  # (attacker, target) pairs per step of the loop that plans the takes
 SAVED_CHUNKS = 4  # chunks whose frontier is kept from counting to taking (later ones are found again)
 
@@ -123,7 +134,8 @@ def pair_tile_values(attack_troops: jax.Array, troops: jax.Array, tiles: jax.Arr
 
 
 class Board(NamedTuple):
-    """One tick's grids, laid out for conquest (see `new_board`).
+    """The game's grids as the conquest reads them: `GameState.board_owner` / `board_info`, in the layout of
+    `grid.board_layout`, updated in place (`game_board`, `new_board`).
 
     Both grids have a border of zeros, so every tile's four neighbours are in the grid. A map of at most
     `CHUNK_TILES` tiles is read whole. A larger one is cut into BLOCK x BLOCK blocks (`rows` x `cols`, the
@@ -133,10 +145,12 @@ class Board(NamedTuple):
     """
 
     owner: jax.Array  # uint8[H', W']: tile (y, x) of the map at (y + 1, x + 1)
-    info: jax.Array  # uint8[H', W']: land (bit 7), covered by a defense post of its owner (bit 6),
-    #                  terrain 0..2 (bits 4-5), frontier age 0..15 (bits 0-3)
+    info: jax.Array  # uint8[H', W']: terrain + 1 (bits 4-5, 0: water), frontier age (bits 0-3), and within
+    #                  a tick: covered by a defense post of its owner (bit 6), on a frontier (bit 7)
     width: int  # the map's width: tile (y, x) has index y * width + x, as `hash_bits` over the whole map
     whole: bool  # read whole rather than by blocks
+    stamp: jax.Array  # int32[blocks + 1] (int32[1] read whole): a block's ages are valid when stamp == now
+    now: jax.Array  # int32[]: the tick
     cover: bool = False  # bit 6 is read: costs come in 2 x 3 classes (terrain, then covered), not 3
 
     @property
@@ -145,20 +159,20 @@ class Board(NamedTuple):
         return 2 if self.cover else 1
 
 
-def new_board(owner: jax.Array, land: jax.Array, terrain: jax.Array, age: jax.Array) -> Board:
-    """The `Board` of a tick. owner: uint8[H, W]; land: bool[H, W]; terrain: uint8[H, W]; age: uint8[H, W].
+def game_board(state) -> Board:
+    """The `Board` of a `GameState` (its carried grids; no copy). It has no cover: see `cover_board`."""
+    whole = state.height * state.width <= CHUNK_TILES
+    return Board(state.board_owner, state.board_info, state.width, whole, state.age_stamp, state.tick)
 
-    It has no cover: see `cover_board`."""
+
+def new_board(owner: jax.Array, land: jax.Array, terrain: jax.Array, age: jax.Array) -> Board:
+    """A `Board` made from H x W grids (owner, land, terrain, age: uint8 / bool[H, W]; whole-grid: for tests
+    and set-up). Its ages are valid at tick 0. It has no cover: see `cover_board`."""
     height, width = owner.shape
-    info = (jnp.where(land, 128, 0) | (jnp.minimum(terrain, NUM_TERRAIN - 1) << 4)
-            | jnp.minimum(age, NUM_AGES - 1)).astype(jnp.uint8)
     whole = height * width <= CHUNK_TILES
-    if whole:
-        bottom, right = 1, 1
-    else:
-        bottom = (-(-height // BLOCK) + 1) * BLOCK + 1 - height
-        right = -(-width // BLOCK) * BLOCK + 1 - width
-    return Board(_pad(owner, bottom, right), _pad(info, bottom, right), width, whole)
+    blocks = 1 if whole else -(-height // BLOCK) * -(-width // BLOCK) + 1
+    return Board(to_board(owner, height, width), to_board(board_info(land, terrain, age), height, width),
+                 width, whole, jnp.zeros(blocks, jnp.int32), jnp.int32(0))
 
 
 def cover_board(board: Board, positions: jax.Array, owners: jax.Array, active: jax.Array,
@@ -188,14 +202,19 @@ def cover_board(board: Board, positions: jax.Array, owners: jax.Array, active: j
     return board._replace(info=info, cover=True)
 
 
-def _pad(grid: jax.Array, bottom: int, right: int) -> jax.Array:
-    """grid with zeros around: one row above, one column left, `bottom` rows and `right` columns.
+def uncover_board(board: Board, positions: jax.Array, radius: int) -> Board:
+    """`board` with bit 6 cleared again in the windows `cover_board` marked (the same S windows)."""
+    rows, cols = (min(2 * radius + 1, n) for n in board.owner.shape)
 
-    (Concatenation: XLA's pad on CPU is several times slower.)
-    """
-    zeros = partial(jnp.zeros, dtype=grid.dtype)
-    grid = jnp.concatenate([zeros((grid.shape[0], 1)), grid, zeros((grid.shape[0], right))], axis=1)
-    return jnp.concatenate([zeros((1, grid.shape[1])), grid, zeros((bottom, grid.shape[1]))], axis=0)
+    def clear(slot, info):
+        y, x = positions[slot, 0] + 1, positions[slot, 1] + 1
+        top = jnp.clip(y - radius, 0, board.owner.shape[0] - rows)
+        left = jnp.clip(x - radius, 0, board.owner.shape[1] - cols)
+        window = jax.lax.dynamic_slice(info, (top, left), (rows, cols)) & ~jnp.uint8(INFO_COVER)
+        return jax.lax.dynamic_update_slice(info, window, (top, left))
+
+    info = jax.lax.fori_loop(0, positions.shape[0], clear, board.info)
+    return board._replace(info=info, cover=False)
 
 
 def _block_counts(board: Board) -> tuple[int, int]:
@@ -233,7 +252,8 @@ def active_blocks(board: Board, live: jax.Array) -> jax.Array | None:
     for dy, dx in NEIGHBOURS:
         n = owner[1 + dy:owner.shape[0] - 1 + dy, 1 + dx:owner.shape[1] - 1 + dx]
         near_attacker |= (n != centre) & flag(attacking, n)
-    active = near_attacker & flag(targeted, centre) & (board.info[1:rows * BLOCK + 1, 1:-1] >= 128)
+    land = (board.info[1:rows * BLOCK + 1, 1:-1] & _TERRAIN_BITS) > 0
+    active = near_attacker & flag(targeted, centre) & land
     # Rows of a block first, then its columns (the faster order of the two reductions).
     active = active.astype(jnp.uint8).reshape(rows, BLOCK, cols * BLOCK).max(axis=1)
     return active.reshape(rows * cols, BLOCK).max(axis=1) > 0
@@ -307,15 +327,21 @@ def _chunk(board: Board, ids: jax.Array, step: jax.Array) -> _Tiles:
     return _Tiles(_computed_once(place, step >= 0).ravel(), size, ids, origins)
 
 
-def _read(board: Board, tiles: _Tiles, token: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(owner, info) of the tiles, flat; info is 0 off the tiles' own blocks."""
+def _read(board: Board, tiles: _Tiles, token: jax.Array, owner: bool = True
+          ) -> tuple[jax.Array | None, jax.Array]:
+    """(owner, info) of the tiles, flat (owner None unless `owner`); info is 0 off the tiles' own blocks,
+    and its ages 0 in blocks whose ages are stale (`Board.stamp`)."""
     if tiles.origins is None:
-        return board.owner.ravel(), board.info.ravel()
+        return board.owner.ravel() if owner else None, board.info.ravel()
     size = BLOCK + 2
-    owner = jax.lax.gather(board.owner, tiles.origins, _WINDOWS, (size, size), mode=_IN_BOUNDS)
     info = jax.lax.gather(board.info, tiles.origins, _WINDOWS, (size, size), mode=_IN_BOUNDS)
     inside = (jnp.arange(size) >= 1) & (jnp.arange(size) <= BLOCK)
-    info = jnp.where(inside[None, :, None] & inside[None, None, :], info, 0)  # the border: other blocks
+    valid = board.stamp[tiles.ids] == board.now
+    keep = jnp.where(valid, 255, 255 - INFO_AGE).astype(jnp.uint8)[:, None, None]
+    info = jnp.where(inside[None, :, None] & inside[None, None, :], info & keep, 0)  # the border: others'
+    if not owner:
+        return None, _computed_once(info, token).ravel()
+    owner = jax.lax.gather(board.owner, tiles.origins, _WINDOWS, (size, size), mode=_IN_BOUNDS)
     owner, info = _computed_once((owner, info), token)
     return owner.ravel(), info.ravel()
 
@@ -334,20 +360,40 @@ def _lookup(table: jax.Array, keys: jax.Array) -> jax.Array:
     return out
 
 
-def _segments(board: Board, tiles: _Tiles, live: jax.Array, seed: jax.Array, token: jax.Array) -> jax.Array:
+def _focus_bonus(board: Board, place: jax.Array, target: jax.Array, neighbours: list[jax.Array],
+                 focus: jax.Array, bonus: int, player: int = 1) -> jax.Array:
+    """int32: the age bonus of a directed attack (`GameState.focus` of `player`, the agent, float32[4]: origin
+    (y, x), unit direction (dy, dx); zeros: none): tiles next to `player`, not its own, within 45 degrees of
+    the direction seen from the origin count `bonus` ticks older (its attack takes them first)."""
+    oy, ox, dy, dx = (focus[i] for i in range(4))
+    y, x = place // board.owner.shape[1] - 1, place % board.owner.shape[1] - 1
+    vy, vx = y.astype(jnp.float32) - oy, x.astype(jnp.float32) - ox
+    # cos 45 degrees: v . d >= |v| / sqrt(2), squared on the non-negative side.
+    along = vy * dy + vx * dx
+    in_cone = (along > 0) & (2.0 * along * along >= vy * vy + vx * vx)
+    near = (neighbours[0] == player) | (neighbours[1] == player) | (neighbours[2] == player) | (
+        neighbours[3] == player)
+    active = (dy != 0) | (dx != 0)
+    return jnp.where(active & in_cone & near & (target != player), bonus, 0)
+
+
+def _segments(board: Board, tiles: _Tiles, live: jax.Array, seed: jax.Array, token: jax.Array,
+              focus: jax.Array | None = None, focus_bonus: int = 0) -> jax.Array:
     """Each tile's (attacker, target, unsorted priority bin) segment.
 
     Every tile of an attack's target 4-adjacent to the attacker is on its frontier; a tile bordered by
     several attackers is claimed by the most surrounding one (two random bits per direction break ties).
-    Args: live: bool[P + 1, P + 1]; seed: uint32[2]; token: see `_computed_once`.
+    Args: live: bool[P + 1, P + 1]; seed: uint32[2]; token: see `_computed_once`; focus: the agent's
+        directed attack (`_focus_bonus`), None for none.
     Returns int32[N - 2 stride]: `(pair * h + covered) * 1344 + bin` on a frontier (pair: claimant * (P + 1)
     + target; h: `Board.cover_halves`, covered 0 or 1 and always 0 when h = 1), else `_off_frontier`.
     """
     num_slots = live.shape[0]
     owner, info = _read(board, tiles, token)
     stride, end = tiles.stride, owner.shape[0] - tiles.stride
-    owner, info = owner.astype(jnp.int32), info[stride:end].astype(jnp.int32)
+    owner, info = owner.astype(jnp.int32), info[stride:end].astype(jnp.int32) & ~INFO_FRONTIER
     target = owner[stride:end]
+    land = (info & _TERRAIN_BITS) > 0
     # N, S, W, E: one row up or down, one tile left or right.
     neighbours = [owner[:end - stride], owner[2 * stride:], owner[stride - 1:end - 1],
                   owner[stride + 1:end + 1]]
@@ -355,16 +401,17 @@ def _segments(board: Board, tiles: _Tiles, live: jax.Array, seed: jax.Array, tok
     if num_slots <= 32:
         # Each target's attackers as the bits of one word (bit a: attacker a), looked up once per tile.
         bits = jnp.left_shift(jnp.uint32(1), jnp.arange(num_slots, dtype=jnp.uint32))
-        attackers = jnp.where(info >= 128, _lookup(jnp.sum(jnp.where(live, bits[:, None], 0), axis=0,
-                                                           dtype=jnp.uint32), target), 0)
+        attackers = jnp.where(land, _lookup(jnp.sum(jnp.where(live, bits[:, None], 0), axis=0,
+                                                    dtype=jnp.uint32), target), 0)
 
         def attacked_by(n):
             return ((attackers >> n.astype(jnp.uint32)) & 1) > 0
     else:
         def attacked_by(n):
-            return (info >= 128) & live.ravel()[n * num_slots + target]
+            return land & live.ravel()[n * num_slots + target]
 
-    rand = hash_bits(seed[0], _map_index(board, tiles.place[stride:end]))
+    place = tiles.place[stride:end]
+    rand = hash_bits(seed[0], _map_index(board, place))
     best = jnp.full(target.shape, -1, jnp.int32)
     claimant = jnp.zeros_like(target)
     for direction, n in enumerate(neighbours):
@@ -377,7 +424,12 @@ def _segments(board: Board, tiles: _Tiles, live: jax.Array, seed: jax.Array, tok
         claimant = jnp.where(better, n, claimant)
     k = jnp.maximum(best >> 2, 1)
     draw = ((rand >> 8) % NUM_DRAWS).astype(jnp.int32)
-    unsorted_bin = ((((info & 15) * NUM_K + k - 1) * NUM_TERRAIN + (info >> 4 & 3)) * NUM_DRAWS + draw)
+    age = info & INFO_AGE
+    if focus is not None:
+        age = jnp.minimum(age + _focus_bonus(board, place, target, neighbours, focus, focus_bonus),
+                          NUM_AGES - 1)
+    terrain = jnp.maximum((info >> INFO_TERRAIN_SHIFT & 3) - 1, 0)
+    unsorted_bin = (((age * NUM_K + k - 1) * NUM_TERRAIN + terrain) * NUM_DRAWS + draw)
     group = claimant * num_slots + target
     if board.cover:
         group = group * 2 + (info >> 6 & 1)
@@ -412,21 +464,24 @@ class Frontier(NamedTuple):
     saved: jax.Array  # int32: segments of the whole board, or [SAVED_CHUNKS + 1, ...] of the first chunks
     live: jax.Array  # bool[P + 1, P + 1]: the attacks that conquer this round
     seed: jax.Array  # uint32[2]: this round's randomness
+    focus: jax.Array | None  # float32[4]: the agent's directed attack (`_focus_bonus`), None for none
     ids: jax.Array | None = None  # int32[chunks * K]: the blocks read (`block_list`; board read by blocks)
     num_chunks: jax.Array | None = None  # int32: chunks of `ids` holding active blocks
 
 
 def frontier_histogram(board: Board, active: jax.Array | None, live: jax.Array, seed: jax.Array,
-                       rules: Rules) -> Frontier:
+                       rules: Rules, focus: jax.Array | None = None) -> Frontier:
     """The frontier tiles of every conquering attack, counted per (attacker, target, priority bin).
 
     Args:
         active: bool[rows * cols], the blocks that may hold frontier tiles (others are not read), or None
             for a board read whole.
         live: bool[P + 1, P + 1], the attacks that conquer this round; seed: uint32[2], this round's.
+        focus: float32[4], the agent's directed attack (`GameState.focus[1]`), or None.
     """
     num_slots = live.shape[0]
     halves = board.cover_halves
+    segments = partial(_segments, live=live, seed=seed, focus=focus, focus_bonus=rules.focus_age_bonus)
 
     def count(counts, tiles, segment):
         return (counts.at[_sorted(segment, rules)].add(1, mode="drop"),
@@ -436,9 +491,9 @@ def frontier_histogram(board: Board, active: jax.Array | None, live: jax.Array, 
     counts = jnp.zeros(num_slots * num_slots * halves * NUM_BINS, jnp.int32)
     tiles = jnp.zeros(num_slots * num_slots, jnp.int32)
     if board.whole:
-        segment = _segments(board, _whole(board), live, seed, live.sum() >= 0)
+        segment = segments(board, _whole(board), token=live.sum() >= 0)
         counts, tiles = count(counts, tiles, segment)
-        return Frontier(counts.reshape(shape), tiles.reshape(live.shape), segment, live, seed)
+        return Frontier(counts.reshape(shape), tiles.reshape(live.shape), segment, live, seed, focus)
 
     num_rows, cols = _block_counts(board)
     ids, num_chunks = block_list(active)
@@ -446,14 +501,15 @@ def frontier_histogram(board: Board, active: jax.Array | None, live: jax.Array, 
 
     def count_chunk(step, carry):
         counts, tiles, saved = carry
-        segment = _segments(board, _chunk(board, ids, step), live, seed, step >= 0)
+        segment = segments(board, _chunk(board, ids, step), token=step >= 0)
         saved = jax.lax.dynamic_update_index_in_dim(saved, segment, jnp.minimum(step, SAVED_CHUNKS), 0)
         return *count(counts, tiles, segment), saved
 
     # Off the frontier until found: under vmap an env may have fewer chunks than the loop runs.
     saved = jnp.full((SAVED_CHUNKS + 1, chunk_tiles), _off_frontier(board, num_slots), jnp.int32)
     counts, tiles, saved = jax.lax.fori_loop(0, num_chunks, count_chunk, (counts, tiles, saved))
-    return Frontier(counts.reshape(shape), tiles.reshape(live.shape), saved, live, seed, ids, num_chunks)
+    return Frontier(counts.reshape(shape), tiles.reshape(live.shape), saved, live, seed, focus, ids,
+                    num_chunks)
 
 
 def _windows(flat: jax.Array) -> jax.Array:
@@ -483,27 +539,28 @@ def _next_blocks(flags: jax.Array, tiles: _Tiles, frontier: jax.Array, taken: ja
 
 
 def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
-               mark_frontier: bool, find_next: bool
-               ) -> tuple[Board, jax.Array, jax.Array | None, jax.Array | None]:
+               first_round: bool, find_next: bool) -> tuple[Board, jax.Array, jax.Array | None]:
     """Every frontier tile is taken with its bin's probability (the boundary bin's tiles at random).
 
+    The board is written in place: new owners, and the frontier marks `age_frontier` reads at the tick's
+    end (bit 7 of `info`): the first round marks its frontier tiles that it does not take, later rounds
+    unmark the tiles they take.
     Args:
         takes: float32[P + 1, P + 1, 1344], tiles to take per (attacker, target, sorted bin) (`plan_takes`).
-        mark_frontier: also return which tiles were on a frontier.
+        first_round: this is the tick's first round.
         find_next: also return the blocks that may hold frontier tiles in the next round.
     Returns:
-        board: with the new owners; taken: float32[P + 1, P + 1, C] tiles taken per (attacker, target, cost
-        class), exactly those changed in the board, the class being the terrain (C = 3), or on a board with
-        `cover` the terrain plus 3 for tiles covered by a defense post (C = 6); frontier: bool in
-        `Board.owner`'s layout, or None; active: for `frontier_histogram` of the next round (None for a
-        board read whole), or None.
+        board: with the new owners and marks; taken: float32[P + 1, P + 1, C] tiles taken per (attacker,
+        target, cost class), exactly those changed in the board, the class being the terrain (C = 3), or on
+        a board with `cover` the terrain plus 3 for tiles covered by a defense post (C = 6); active: for
+        `frontier_histogram` of the next round (None for a board read whole), or None.
     """
     num_slots = frontier.live.shape[0]
     halves = board.cover_halves
     off_frontier = _off_frontier(board, num_slots)
     takes, counts = takes.ravel(), frontier.counts.ravel()
 
-    def take(tiles, segment, owner, taken, marks, token):
+    def take(tiles, segment, owner, info, taken, token):
         place = tiles.place[tiles.stride:-tiles.stride]
         # 24 random bits as a uniform in [0, 1): a tile of the boundary bin is taken with its bin's share.
         tie = hash_bits(frontier.seed[1], _map_index(board, place))
@@ -526,42 +583,84 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
         terrain = segment % NUM_BINS // NUM_DRAWS % NUM_TERRAIN
         off = num_slots * num_slots * halves * NUM_TERRAIN
         taken = taken.at[jnp.where(pair >= 0, pair * NUM_TERRAIN + terrain, off)].add(1, mode="drop")
-        if mark_frontier:
-            marks = marks.ravel().at[jnp.where(segment < off_frontier, place, marks.size)].set(
-                True, mode="drop").reshape(marks.shape)
-        return owner, taken, marks, pair
+        flat = info.ravel()
+        if first_round:  # bit 7 is clear on every tile at a tick's start
+            kept = (segment < off_frontier) & (pair < 0)
+            flat = flat.at[jnp.where(kept, place, flat.size)].add(jnp.uint8(INFO_FRONTIER), mode="drop")
+        else:
+            flat = flat.at[jnp.where(pair >= 0, place, flat.size)].apply(
+                lambda v: v & ~jnp.uint8(INFO_FRONTIER), mode="drop")
+        return owner, flat.reshape(info.shape), taken, pair
 
-    marks = jnp.zeros(board.owner.shape if mark_frontier else (), bool)
     taken = jnp.zeros(num_slots * num_slots * halves * NUM_TERRAIN, jnp.int32)
     if board.whole:
-        owner, taken, marks, _ = take(_whole(board), frontier.saved, board.owner, taken, marks,
-                                      frontier.live.sum() >= 0)
+        owner, info, taken, _ = take(_whole(board), frontier.saved, board.owner, board.info, taken,
+                                     frontier.live.sum() >= 0)
         flags = None
     else:
         num_rows, cols = _block_counts(board)
 
-        def take_chunk(step, carry, saved):
-            owner, taken, marks, flags = carry
+        def take_chunk(step, carry, source):
+            owner, info, taken, flags = carry
             tiles = _chunk(board, frontier.ids, step)
-            if saved:
+            if source is None:
                 segment = frontier.saved[step]
             else:
-                segment = _segments(board, tiles, frontier.live, frontier.seed, step >= 0)
-            owner, taken, marks, pair = take(tiles, segment, owner, taken, marks, step >= 0)
+                segment = _segments(source, tiles, frontier.live, frontier.seed, step >= 0, frontier.focus,
+                                    rules.focus_age_bonus)
+            owner, info, taken, pair = take(tiles, segment, owner, info, taken, step >= 0)
             if find_next:
                 flags = _next_blocks(flags, tiles, segment < off_frontier, pair >= 0, num_rows, cols)
-            return owner, taken, marks, flags
+            return owner, info, taken, flags
 
-        # The first chunks' frontiers were kept by `frontier_histogram`, later ones are found again: two
-        # loops rather than a conditional, which under vmap would compute both branches.
-        carry = (board.owner, taken, marks, jnp.zeros(num_rows * cols + 1 if find_next else (), bool))
-        kept = jnp.minimum(frontier.num_chunks, SAVED_CHUNKS)
-        carry = jax.lax.fori_loop(0, kept, partial(take_chunk, saved=True), carry)
-        owner, taken, marks, flags = jax.lax.fori_loop(kept, frontier.num_chunks,
-                                                       partial(take_chunk, saved=False), carry)
+        def all_kept(carry):
+            return jax.lax.fori_loop(0, frontier.num_chunks, partial(take_chunk, source=None), carry)
+
+        def some_found_again(carry):
+            # Later chunks' frontiers are found again on the board as it was at the round's start: a copy,
+            # since the carry is written in place (only on ticks with more than SAVED_CHUNKS chunks).
+            source = board._replace(owner=jnp.copy(carry[0]), info=jnp.copy(carry[1]))
+            carry = jax.lax.fori_loop(0, SAVED_CHUNKS, partial(take_chunk, source=None), carry)
+            return jax.lax.fori_loop(SAVED_CHUNKS, frontier.num_chunks, partial(take_chunk, source=source),
+                                     carry)
+
+        # The first chunks' frontiers were kept by `frontier_histogram`. (`num_chunks` is the same for every
+        # env under vmap, so this stays a conditional.)
+        carry = (board.owner, board.info, taken, jnp.zeros(num_rows * cols + 1 if find_next else (), bool))
+        owner, info, taken, flags = jax.lax.cond(frontier.num_chunks <= SAVED_CHUNKS, all_kept,
+                                                 some_found_again, carry)
         flags = flags[:-1] if find_next else None
     taken = taken.astype(jnp.float32).reshape(num_slots, num_slots, halves * NUM_TERRAIN)
-    return board._replace(owner=owner), taken, marks if mark_frontier else None, flags
+    return board._replace(owner=owner, info=info), taken, flags
+
+
+def age_frontier(board: Board, first: Frontier) -> Board:
+    """The tick's end: tiles marked on the first round's frontier (bit 7, kept by their owner) grow one tick
+    older (up to 15), every other tile of the blocks read in that round restarts at 0, and the marks are
+    cleared. On a board read by blocks those blocks' ages are stamped valid for the next tick; every other
+    block's ages then read as 0 (none of its tiles was on a frontier), with no pass over the map.
+    """
+
+    def aged(info):
+        age = jnp.where((info & INFO_FRONTIER) > 0, jnp.minimum((info & INFO_AGE) + 1, INFO_AGE), 0)
+        return (info & (INFO_COVER | _TERRAIN_BITS)) | age.astype(jnp.uint8)
+
+    if board.whole:
+        return board._replace(info=aged(board.info))
+    num_rows, cols = _block_counts(board)
+    chunk = chunk_blocks(num_rows * cols)
+
+    def age_chunk(step, carry):
+        info, stamp = carry
+        tiles = _chunk(board, first.ids, step)
+        _, window = _read(board._replace(info=info), tiles, step >= 0, owner=False)
+        land = (window & _TERRAIN_BITS) > 0  # only the blocks' own tiles (`_read`: 0 on the border)
+        info = info.ravel().at[jnp.where(land, tiles.place, info.size)].set(aged(window), mode="drop")
+        ids = jax.lax.dynamic_slice_in_dim(first.ids, step * chunk, chunk)
+        return info.reshape(board.info.shape), stamp.at[ids].set(board.now + 1)
+
+    info, stamp = jax.lax.fori_loop(0, first.num_chunks, age_chunk, (board.info, board.stamp))
+    return board._replace(info=info, stamp=stamp)
 
 
 def by_terrain(taken: jax.Array) -> jax.Array:

@@ -60,3 +60,52 @@ def compact(mask: jax.Array, group: int) -> tuple[jax.Array, jax.Array]:
     ids = jnp.full(size, n, jnp.int32).at[jnp.where(mask, place, size)].set(
         jnp.arange(n, dtype=jnp.int32), mode="drop", unique_indices=True)
     return ids, loop_bound((place[-1] + group) // group)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The board: the game's grids in the layout the conquest reads (carried in `GameState`, updated in place)
+# ---------------------------------------------------------------------------------------------------------
+
+BLOCK = 8  # conquest works on BLOCK x BLOCK blocks of the map, skipping those with no frontier
+CHUNK_TILES = 1 << 15  # a map of at most this many tiles is read whole; also window tiles per chunk
+
+# A tile's `info` byte (`GameState.board_info`): the terrain and a tick's frontier bookkeeping.
+INFO_FRONTIER = 128  # bit 7: on an attack's frontier at the tick's first round (set and cleared in a tick)
+INFO_COVER = 64  # bit 6: covered by a defense post of its owner (set and cleared in a tick)
+INFO_TERRAIN_SHIFT = 4  # bits 4-5: terrain + 1 (plains 1, highland 2, mountain 3); 0 is water or off-map
+INFO_AGE = 15  # bits 0-3: ticks on a frontier, 0..15 (older counts as 15)
+
+
+def board_layout(height: int, width: int) -> tuple[int, int, bool]:
+    """(rows, columns, whole) of the board of an H x W map.
+
+    Tile (y, x) of the map is at (y + 1, x + 1) of the board; everything else is zero (never land), so a
+    tile's four neighbours always lie in the board. A map of at most `CHUNK_TILES` tiles is read whole
+    (one row and column of zeros each side). A larger one is read by BLOCK x BLOCK blocks, `ceil(H / B)` x
+    `ceil(W / B)` of them, through windows of B + 2 tiles a side: its board also covers the blocks that
+    overhang the map, plus one spare block row of zeros (the "empty block" unused places read and write).
+    """
+    if height * width <= CHUNK_TILES:
+        return height + 2, width + 2, True
+    return (-(-height // BLOCK) + 1) * BLOCK + 2, -(-width // BLOCK) * BLOCK + 2, False
+
+
+def block_counts(height: int, width: int) -> tuple[int, int]:
+    """(rows, cols) of BLOCK x BLOCK blocks covering an H x W map."""
+    return -(-height // BLOCK), -(-width // BLOCK)
+
+
+def to_board(grid: jax.Array, height: int, width: int) -> jax.Array:
+    """An [..., H, W] grid in the board layout of `board_layout` (zeros around; whole-grid: set-up only)."""
+    rows, cols, _ = board_layout(height, width)
+    lead = grid.shape[:-2]
+    board = jnp.zeros((*lead, rows, cols), grid.dtype)
+    return board.at[..., 1:height + 1, 1:width + 1].set(grid)
+
+
+def board_info(land: jax.Array, terrain: jax.Array, age: jax.Array | None = None) -> jax.Array:
+    """uint8[H, W] info bytes (see INFO_*) of tiles: land's terrain + 1 in bits 4-5, the age in bits 0-3."""
+    info = jnp.where(land, (jnp.minimum(terrain, 2).astype(jnp.uint8) + 1) << INFO_TERRAIN_SHIFT, 0)
+    if age is not None:
+        info = info | jnp.minimum(age, INFO_AGE).astype(jnp.uint8)
+    return info.astype(jnp.uint8)

@@ -18,10 +18,11 @@ import jax.numpy as jnp
 from jaxms.game.boats import step_boats
 from jaxms.game.conquest import frontier_histogram, pair_tile_values, plan_takes
 from jaxms.game.control import cond_any
-from jaxms.game.grid import NEIGHBOURS, shift
 from jaxms.game.rules import PlayerKind, Rules
 from jaxms.game.state import GameState, MapArrays
 from jaxms.game.structures import active_defense_posts, capture_structures
+
+AGENT = 1  # the player whose attacks may be directed (`GameState.focus`)
 
 # A bot policy queues orders: `bots(state, arrays, key, rules) -> state` (see game/bots.py).
 Policy = Callable[[GameState, MapArrays, jax.Array, Rules], GameState]
@@ -87,60 +88,51 @@ def _retreats(state: GameState, rules: Rules) -> GameState:
                          troops=_floor_add(state.troops, back))
 
 
-def focused_age(state: GameState, rules: Rules, player: int = 1) -> jax.Array:
-    """uint8[H, W]: frontier ages as the priority sees them, with `player`'s directed attack applied.
-
-    Tiles next to `player` that lie within 45 degrees of its focus direction (seen from the focus origin)
-    count `focus_age_bonus` ticks older, so its attack takes them first (engine priorities differ by at
-    most ~15 ticks' worth between neighbouring bins). Only the agent (player 1) directs attacks; bots
-    attack along the whole front as in the engine.
-    """
-    if state.focus.shape[0] <= player:
-        return state.frontier_age
-    oy, ox, dy, dx = (state.focus[player, i] for i in range(4))
-    height, width = state.owner.shape
-    vy = jnp.arange(height, dtype=jnp.float32)[:, None] - oy
-    vx = jnp.arange(width, dtype=jnp.float32)[None, :] - ox
-    # cos 45 degrees: v . d >= |v| / sqrt(2), squared on the non-negative side.
-    along = vy * dy + vx * dx
-    in_cone = (along > 0) & (2.0 * along * along >= vy * vy + vx * vx)
-    mine = state.owner == player
-    near = jnp.zeros_like(mine)
-    for ny, nx in NEIGHBOURS:
-        near |= shift(mine, ny, nx, False)
-    active = (dy != 0) | (dx != 0)
-    bonus = jnp.where(active & in_cone & near & ~mine, rules.focus_age_bonus, 0).astype(jnp.int32)
-    return jnp.minimum(state.frontier_age.astype(jnp.int32) + bonus, 255).astype(jnp.uint8)
-
-
 def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -> GameState:
-    """Every conquering attack spends this tick's budget (see game/conquest.py); attacks end as in §5."""
-    from jaxms.game.conquest import active_blocks, by_terrain, charged, cover_board, new_board, take_tiles
+    """Every conquering attack spends this tick's budget (see game/conquest.py); attacks end as in §5.
+
+    The agent's directed attack (`GameState.focus` of player 1): tiles next to it within 45 degrees of its
+    direction count `focus_age_bonus` ticks older in the priority, so its attack takes them first (engine
+    priorities differ by at most ~15 ticks' worth between neighbouring bins). Bots attack along the whole
+    front as in the engine.
+    """
+    from jaxms.game.conquest import (
+        active_blocks,
+        age_frontier,
+        by_terrain,
+        charged,
+        cover_board,
+        game_board,
+        take_tiles,
+        uncover_board,
+    )
 
     num_slots = state.troops.shape[0]
-    height, width = state.owner.shape
     live = (state.attacks > 0) & (state.retreat_timer == 0) & state.alive[:, None]
     jitter_key, seeds_key = jax.random.split(key)
     seeds = jax.random.bits(seeds_key, (rules.conquest_substeps, 2), jnp.uint32)
     jitter = jax.random.randint(jitter_key, live.shape, 0, rules.budget_jitter_max + 1).astype(jnp.float32)
 
-    # Rounds read and write only the blocks of the map where a frontier may be (see game/conquest.py).
-    # Tiles covered by their owner's defense posts cost more; a game with no structure slots (no nations)
-    # can have no post, and its conquest is exactly the one without posts.
-    board = new_board(state.owner, arrays.land, arrays.terrain, focused_age(state, rules))
-    if rules.defense_posts and state.structure_kind.shape[0] > 0:
+    # Rounds read and write only the blocks of the map where a frontier may be (see game/conquest.py), on
+    # the state's own grids. Tiles covered by their owner's defense posts cost more; a game with no
+    # structure slots (no nations) can have no post, and its conquest is exactly the one without posts.
+    board = game_board(state)
+    posts = rules.defense_posts and state.structure_kind.shape[0] > 0
+    if posts:
         board = cover_board(board, state.structure_pos, state.structure_owner, active_defense_posts(state),
                             rules.defense_post_radius)
+    focus = state.focus[AGENT] if state.focus.shape[0] > AGENT else None
     troops, tiles, attacks = state.troops, state.tiles, state.attacks
     taken_total = jnp.zeros(live.shape, jnp.float32)
     active = active_blocks(board, live & (attacks >= 1.0))
     for round_index in range(rules.conquest_substeps):
         conquering = live & (attacks >= 1.0)
-        found = frontier_histogram(board, active, conquering, seeds[round_index], rules)
+        found = frontier_histogram(board, active, conquering, seeds[round_index], rules, focus)
         frontier = found.tiles.astype(jnp.float32)  # B: distinct frontier tiles per pair
         cost, attacker_loss, defender_loss = pair_tile_values(attacks, troops, tiles, state.kind, rules)
         if round_index == 0:
             # The budget comes from the frontier at the tick's start; the tiles on it age (older go first).
+            first = found
             budget_frontier = frontier
             ratio = jnp.clip(10.0 * attacks / jnp.maximum(troops[None, :], 1e-6),
                              *rules.player_budget_ratio_clamp)
@@ -152,11 +144,8 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
                            rules, final_round=round_index == rules.conquest_substeps - 1)
         # Take them: `taken` counts exactly the tiles that changed hands, per (attacker, target, cost class:
         # the terrain, and whether a defense post covers the tile).
-        board, taken, marked, active = take_tiles(
-            board, found, takes, rules, mark_frontier=round_index == 0,
-            find_next=round_index < rules.conquest_substeps - 1)
-        if round_index == 0:
-            on_frontier = marked[1:height + 1, 1:width + 1]
+        board, taken, active = take_tiles(board, found, takes, rules, first_round=round_index == 0,
+                                          find_next=round_index < rules.conquest_substeps - 1)
         taken_pairs = taken.sum(axis=-1)
         budget_left = budget_left - charged(taken, cost, rules.defense_post_cost_factor)
         attacks = jnp.maximum(attacks - charged(taken, attacker_loss, rules.defense_post_loss_factor), 0.0)
@@ -172,10 +161,11 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
     # An attack under one troop is spent.
     attacks = jnp.where(finished | (attacks < 1.0), 0.0, attacks)
     # Tiles still on a frontier grow one tick older; taken tiles and tiles off every frontier restart.
-    owner = board.owner[1:height + 1, 1:width + 1]
-    age = jnp.where(on_frontier & (owner == state.owner), jnp.minimum(state.frontier_age, 254) + 1,
-                    0).astype(jnp.uint8)
-    state = state.replace(owner=owner, troops=troops, tiles=tiles, attacks=attacks, frontier_age=age)
+    board = age_frontier(board, first)
+    if posts:
+        board = uncover_board(board, state.structure_pos, rules.defense_post_radius)
+    state = state.replace(board_owner=board.owner, board_info=board.info, age_stamp=board.stamp,
+                          troops=troops, tiles=tiles, attacks=attacks)
     # Annihilation reads the whole grid: skip it unless a player it would conquer exists (the condition
     # of `_annihilate`'s `doomed`; with nobody doomed it changes nothing).
     doomed = ((taken_total.sum(axis=0) > 0) & (jnp.arange(num_slots) > 0) & state.alive
@@ -194,13 +184,13 @@ def _annihilate(state: GameState, taken: jax.Array, rules: Rules) -> GameState:
     attacked = taken.sum(axis=0) > 0
     doomed = attacked & (slots > 0) & state.alive & (state.tiles < rules.annihilation_tiles)
     heir = jnp.where(doomed, jnp.argmax(taken, axis=0), slots)  # int[P1]: new owner of each slot's tiles
-    owner = heir[state.owner.astype(jnp.int32)].astype(jnp.uint8)
+    owner = heir[state.board_owner.astype(jnp.int32)].astype(jnp.uint8)  # (off the map: 0 stays 0)
     inherited_tiles = jax.ops.segment_sum(jnp.where(doomed, state.tiles, 0), heir, num_segments=num_slots)
     inherited_gold = jax.ops.segment_sum(jnp.where(doomed, state.gold, 0.0), heir, num_segments=num_slots)
     tiles = jnp.where(doomed, 0, state.tiles + inherited_tiles)
     gold = jnp.where(doomed, 0.0, state.gold + inherited_gold)
     attacks = jnp.where(doomed[:, None] | doomed[None, :], 0.0, state.attacks)
-    return state.replace(owner=owner, tiles=tiles, gold=gold, attacks=attacks,
+    return state.replace(board_owner=owner, tiles=tiles, gold=gold, attacks=attacks,
                          troops=jnp.where(doomed, 0.0, state.troops), alive=state.alive & ~doomed)
 
 

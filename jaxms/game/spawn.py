@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxms.game.boats import empty_boats
-from jaxms.game.grid import hash_bits
+from jaxms.game.grid import block_counts, board_info, board_layout, hash_bits, to_board
 from jaxms.game.rules import Difficulty, PlayerKind, Rules
 from jaxms.game.state import GameState, MapArrays, map_arrays
 from jaxms.maps import GameMap
@@ -130,9 +130,14 @@ def make_game(key: jax.Array, arrays: MapArrays, kind: jax.Array, centres: jax.A
     phase = jax.random.randint(keys[1], (num_slots,), 0, 1 << 30) % rate
     uniform = partial(jax.random.uniform, shape=(num_slots,))
     zeros_pp = jnp.zeros((num_slots, num_slots), jnp.float32)
+    _, _, whole = board_layout(height, width)
+    blocks = 1 if whole else int(np.prod(block_counts(height, width))) + 1
     return GameState(
-        owner=owner,
-        frontier_age=jnp.zeros((height, width), jnp.uint8),
+        board_owner=to_board(owner, height, width),
+        board_info=to_board(board_info(arrays.land, arrays.terrain), height, width),
+        age_stamp=jnp.zeros(blocks, jnp.int32),
+        height=height,
+        width=width,
         troops=jnp.where(alive, troops, 0.0),
         gold=jnp.zeros(num_slots, jnp.float32),
         tiles=tiles,
@@ -201,5 +206,4 @@ def set_territory(state: GameState, owner: jax.Array | np.ndarray, arrays: MapAr
     tiles, alive = _territory_counts(owner, state.kind, arrays.num_land_tiles)
     new_troops = state.troops if troops is None else jnp.concatenate(
         [jnp.zeros(1, jnp.float32), jnp.asarray(troops, jnp.float32)])
-    return state.replace(owner=owner, tiles=tiles, alive=alive,
-                         troops=new_troops, frontier_age=jnp.zeros_like(state.frontier_age))
+    return state.with_owner(owner).replace(tiles=tiles, alive=alive, troops=new_troops)

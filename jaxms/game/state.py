@@ -13,6 +13,7 @@ import numpy as np
 from flax import struct
 from scipy import ndimage
 
+from jaxms.game.grid import BLOCK, INFO_AGE, block_counts, board_layout
 from jaxms.game.rules import Rules
 from jaxms.maps import GameMap
 
@@ -135,8 +136,15 @@ def water_tables(land: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 class GameState:
     """Everything that changes during a game. P = number of players; arrays are indexed by owner id."""
 
-    owner: jax.Array  # uint8[H, W]: 0 unowned (or water), 1..P player ids
-    frontier_age: jax.Array  # uint8[H, W]: ticks the tile has been on an attack's frontier (saturates)
+    # The map's grids in the board layout (game/grid.py `board_layout`: tile (y, x) at (y + 1, x + 1),
+    # zeros around), which the conquest reads and updates in place, so a tick never copies a whole grid.
+    # Read them as `owner` and `frontier_age` (H x W views).
+    board_owner: jax.Array  # uint8[H', W']: 0 unowned (or water, or off the map), 1..P player ids
+    board_info: jax.Array  # uint8[H', W']: terrain and frontier age (grid.INFO_*)
+    # A block's frontier ages are valid while its stamp equals `tick` (the conquest writes the ages of the
+    # blocks it reads and stamps them tick + 1; older ages read as 0). One entry per block plus the empty
+    # block (a board read by blocks), one (never stale) for a board read whole.
+    age_stamp: jax.Array  # int32[blocks + 1] or int32[1]
     troops: jax.Array  # float32[P + 1]: integer-valued (floored like the engine); slot 0 unused
     gold: jax.Array  # float32[P + 1]
     tiles: jax.Array  # int32[P + 1]: land tiles owned (slot 0: unowned land tiles)
@@ -174,7 +182,48 @@ class GameState:
     tick: jax.Array  # int32[]: ticks since the spawn phase ended
     winner: jax.Array  # int32[]: 0 while nobody has won
     key: jax.Array  # PRNG key
+    height: int = struct.field(pytree_node=False, default=0)  # the map's H and W (static)
+    width: int = struct.field(pytree_node=False, default=0)
 
     @property
     def num_players(self) -> int:
         return int(self.troops.shape[0]) - 1
+
+    @property
+    def owner(self) -> jax.Array:
+        """uint8[..., H, W]: each tile's owner id (0 unowned or water)."""
+        return self.board_owner[..., 1:self.height + 1, 1:self.width + 1]
+
+    @property
+    def frontier_age(self) -> jax.Array:
+        """uint8[..., H, W]: ticks each tile has been on an attack's frontier, 0..15 (older counts as 15)."""
+        age = self.board_info & INFO_AGE
+        _, _, whole = board_layout(self.height, self.width)
+        if not whole:  # blocks whose ages are stale (not stamped for this tick) read as 0
+            block_rows, block_cols = block_counts(self.height, self.width)
+            valid = self.age_stamp[..., :block_rows * block_cols] == jnp.asarray(self.tick)[..., None]
+            valid = valid.reshape(*valid.shape[:-1], block_rows, 1, block_cols, 1)
+            valid = jnp.broadcast_to(valid, (*valid.shape[:-4], block_rows, BLOCK, block_cols, BLOCK))
+            valid = valid.reshape(*valid.shape[:-4], block_rows * BLOCK, block_cols * BLOCK)
+            age = age[..., 1:block_rows * BLOCK + 1, 1:block_cols * BLOCK + 1] * valid
+            return age[..., :self.height, :self.width].astype(jnp.uint8)
+        return age[..., 1:self.height + 1, 1:self.width + 1]
+
+    def owner_at(self, y: jax.Array, x: jax.Array) -> jax.Array:
+        """uint8[...]: the owners of map tiles (y, x) (int arrays of one shape, inside the map), read from
+        the board (a gather, no copy of the grid)."""
+        return self.board_owner[y + 1, x + 1]
+
+    def owner_of(self, index: jax.Array) -> jax.Array:
+        """uint8[...]: the owners of map tiles given by flat index y W + x (inside the map)."""
+        return self.owner_at(index // self.width, index % self.width)
+
+    def board_index(self, index: jax.Array) -> jax.Array:
+        """int32[...]: the place in the flattened board of map tiles given by flat index y W + x."""
+        return (index // self.width + 1) * self.board_owner.shape[-1] + index % self.width + 1
+
+    def with_owner(self, owner: jax.Array) -> GameState:
+        """This state with the owner grid `owner` (uint8[..., H, W]) and every frontier age 0 (set-up only:
+        a whole-grid write)."""
+        board = self.board_owner.at[..., 1:self.height + 1, 1:self.width + 1].set(owner.astype(jnp.uint8))
+        return self.replace(board_owner=board, board_info=self.board_info & ~jnp.uint8(INFO_AGE))

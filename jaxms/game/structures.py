@@ -42,7 +42,7 @@ def capture_structures(state: GameState) -> GameState:
     if state.structure_kind.shape[0] == 0:
         return state
     y, x = state.structure_pos[:, 0], state.structure_pos[:, 1]
-    tile_owner = state.owner[y, x]
+    tile_owner = state.owner_at(y, x)
     captured = (state.structure_kind != EMPTY) & (tile_owner != state.structure_owner)
     owner = jnp.where(captured, tile_owner, state.structure_owner)
     new_kind = state.kind[owner.astype(jnp.int32)]
@@ -66,7 +66,7 @@ def defense_cover(state: GameState, rules: Rules) -> jax.Array:
     One fixed-size window per slot (2r + 1 square), so the cost is S (2r + 1)^2, not S x H x W. (The
     conquest marks the same tiles in its own grids: `conquest.cover_board`.)
     """
-    height, width = state.owner.shape
+    height, width = state.height, state.width
     radius = rules.defense_post_radius
     size = 2 * radius + 1
     offsets = jnp.arange(size) - radius
@@ -123,14 +123,14 @@ def build_structures(state: GameState, key: jax.Array, rules: Rules) -> GameStat
     level = state.structure_level + (first_smallest & upgrading[owner]).astype(jnp.int32)
 
     # New structures: sample placements near each builder's spawn.
-    height, width = state.owner.shape
+    height, width = state.height, state.width
     k_angle, k_radius = jax.random.split(key)
     reach = jnp.sqrt(state.tiles.astype(jnp.float32) / jnp.pi) + 2.0
     angle = jax.random.uniform(k_angle, (num_slots, _CANDIDATES), maxval=2 * jnp.pi)
     radius = jnp.sqrt(jax.random.uniform(k_radius, (num_slots, _CANDIDATES))) * reach[:, None]
     cy = jnp.clip(jnp.round(state.spawn[:, 0:1] + radius * jnp.sin(angle)), 0, height - 1).astype(jnp.int32)
     cx = jnp.clip(jnp.round(state.spawn[:, 1:2] + radius * jnp.cos(angle)), 0, width - 1).astype(jnp.int32)
-    own = state.owner[cy, cx] == players[:, None]
+    own = state.owner_at(cy, cx) == players[:, None]
     gap = ((cy[..., None] - state.structure_pos[None, None, :, 0]) ** 2
            + (cx[..., None] - state.structure_pos[None, None, :, 1]) ** 2)
     far = jnp.all(~used[None, None, :] | (gap >= rules.structure_min_distance**2), axis=-1)
