@@ -1,9 +1,11 @@
 """What the tick keeps incrementally equals a recount from scratch, after hundreds of random ticks.
 
-The tick never recounts the map: tiles per player are updated from the tiles that change hands, and the
-bots read border contacts from the blocks that hold a border. On maps big enough for the block-sparse
-paths (conquest by blocks above 32,768 tiles, contacts by blocks above 16,384), with the scripted bots
-attacking each other, every 50 ticks the carried quantities must equal a plain recount of the owner grid.
+The tick never recounts the map: tiles per player are updated from the tiles that change hands, the border
+list (game/blocks.py) from the blocks where tiles changed hands, and the bots read border contacts from
+that list's blocks. On maps big enough to be read by blocks (above 32,768 tiles), with the scripted bots
+attacking each other (nations sail on the islands and build defense posts), every 50 ticks the carried quantities must equal a
+plain recount of the owner grid: tile counts, the border list holds every block with a border tile (and
+no block twice), and the contacts read from it equal those of a pass over the whole map.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxms import game, load_map
-from jaxms.game.bots import border_contacts, border_contacts_dense, scripted_bots
+from jaxms.game.blocks import border_tiles
+from jaxms.game.bots import border_contacts, border_contacts_dense, scripted_bots, state_contacts
+from jaxms.game.grid import BLOCK
 
 MAPS = {name: load_map(name) for name in ("continents_192_s4", "islands_256x160_s2")}
 ARRAYS = {name: game.map_arrays(m) for name, m in MAPS.items()}
@@ -29,15 +33,30 @@ def run(state, arrays, n):
 
 
 @jax.jit
-def contacts(owner, land):
-    return border_contacts(owner, land, 9), border_contacts_dense(owner, land, 9)
+def contacts(state, arrays):
+    owner, land = state.owner, arrays.land
+    return (border_contacts(owner, land, 9), border_contacts_dense(owner, land, 9),
+            state_contacts(state, arrays), border_tiles(state.board_owner, state.board_info))
+
+
+def assert_border_list_complete(state, borders):
+    """Every block holding a border tile is on the tick's border list, and no block is listed twice."""
+    height, width = state.height, state.width
+    rows, cols = -(-height // BLOCK), -(-width // BLOCK)
+    flags = np.asarray(borders)[1:rows * BLOCK + 1, 1:cols * BLOCK + 1]
+    needed = np.flatnonzero(flags.reshape(rows, BLOCK, cols, BLOCK).any(axis=(1, 3)))
+    row = int(state.tick) % 2
+    listed = np.asarray(state.block_lists)[row, :int(state.block_counts[row])]
+    assert len(np.unique(listed)) == len(listed), "a block listed twice"
+    missing = np.setdiff1d(needed, listed)
+    assert missing.size == 0, f"tick {int(state.tick)}: border blocks {missing[:10]} not listed"
 
 
 @given(st.sampled_from(sorted(MAPS)), st.integers(0, 2**31 - 1))
 @settings(max_examples=4)
 def test_carried_counts_equal_a_recount(name, seed):
     game_map, arrays = MAPS[name], ARRAYS[name]
-    state = game.new_game(jax.random.key(seed), arrays, ["human"] + ["tribe"] * 7)
+    state = game.new_game(jax.random.key(seed), arrays, ["human"] + ["tribe"] * 5 + ["nation"] * 2)
     state = game.launch_attack(state, 1, 0, 10_000)
     for _ in range(TICKS // EVERY):
         state = run(state, arrays, EVERY)
@@ -45,6 +64,8 @@ def test_carried_counts_equal_a_recount(name, seed):
         assert not owner[~game_map.land].any(), "water is never owned"
         counts = np.bincount(owner[game_map.land], minlength=9)
         np.testing.assert_array_equal(np.asarray(state.tiles), counts, err_msg=f"tick {int(state.tick)}")
-        sparse, dense = contacts(state.owner, arrays.land)
+        sparse, dense, listed, borders = contacts(state, arrays)
         np.testing.assert_array_equal(np.asarray(sparse), np.asarray(dense))
+        np.testing.assert_array_equal(np.asarray(listed), np.asarray(dense))
+        assert_border_list_complete(state, borders)
     assert int(state.tick) == TICKS

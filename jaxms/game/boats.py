@@ -42,6 +42,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxms.game.blocks import record_changed_tiles
 from jaxms.game.control import cond_any
 from jaxms.game.grid import compact
 from jaxms.game.rules import Rules
@@ -232,9 +233,10 @@ def _land(state: GameState, rules: Rules) -> GameState:
     added = jnp.zeros((num_slots, num_slots), jnp.float32).at[attacker.ravel(), target.ravel()].add(
         joining.ravel())
     back = jnp.where(home, jnp.floor(state.boat_troops * rules.retreat_keep_vs_player), 0.0).sum(axis=1)
-    return state.replace(board_owner=owner, tiles=tiles, attacks=_join_attacks(state.attacks, added),
-                         troops=state.troops + back,
-                         boat_troops=jnp.where(arrived, 0.0, state.boat_troops))
+    state = state.replace(board_owner=owner, tiles=tiles, attacks=_join_attacks(state.attacks, added),
+                          troops=state.troops + back,
+                          boat_troops=jnp.where(arrived, 0.0, state.boat_troops))
+    return record_changed_tiles(state, state.boat_dst.ravel(), takes.ravel(), rules.conquest_substeps)
 
 
 def launch_boats(state: GameState, arrays: MapArrays) -> GameState:

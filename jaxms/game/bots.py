@@ -117,6 +117,21 @@ def border_contacts(owner: jax.Array, land: jax.Array, num_slots: int) -> jax.Ar
     return seen | seen.T
 
 
+def state_contacts(state: GameState, arrays: MapArrays) -> jax.Array:
+    """`border_contacts` of a game: read from its border list's blocks (game/blocks.py) on a map read by
+    blocks, so a decision costs what the borders hold rather than the map's area; one scatter over the
+    whole map on a small one."""
+    from jaxms.game.blocks import BORDER_ROWS, state_lists
+    from jaxms.game.conquest import game_board, list_contacts, listed
+
+    num_slots = state.troops.shape[0]
+    board = game_board(state)
+    if board.whole:
+        return border_contacts_dense(state.owner, arrays.land, num_slots)
+    lists = state_lists(state)
+    return list_contacts(board, lists, listed(lists, state.tick % BORDER_ROWS), num_slots)
+
+
 def _first_allowed(scores: jax.Array, allowed: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Per row, the column of the smallest score among allowed ones: (column int32[R], found bool[R])."""
     masked = jnp.where(allowed, scores, jnp.inf)
@@ -219,12 +234,8 @@ def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Ru
 
     # Who borders whom is read only on a tick where some bot decides (tribes decide every 40-80 ticks);
     # under vmap, only for the envs (a GPU: the batch) where some bot decides (game/control.py).
-    height, width = state.height, state.width
-    contacts = cond_any(deciding.any(),
-                        lambda board, land: border_contacts(board[1:height + 1, 1:width + 1], land,
-                                                            num_slots),
-                        lambda board, land: jnp.zeros((num_slots, num_slots), jnp.bool_),
-                        state.board_owner, arrays.land)
+    contacts = cond_any(deciding.any(), state_contacts,
+                        lambda s, a: jnp.zeros((num_slots, num_slots), jnp.bool_), state, arrays)
     troops = state.troops
     cap = jnp.maximum(max_troops(state, rules), 1.0)
     ratio = troops / cap

@@ -45,6 +45,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxms.game.blocks import BlockLists, chunk_blocks
+from jaxms.game.control import loop_bound
 from jaxms.game.grid import (
     BLOCK,
     CHUNK_TILES,
@@ -52,7 +54,6 @@ from jaxms.game.grid import (
     INFO_COVER,
     INFO_FRONTIER,
     INFO_TERRAIN_SHIFT,
-    NEIGHBOURS,
     board_info,
     compact,
     hash_bits,
@@ -222,57 +223,6 @@ def _block_counts(board: Board) -> tuple[int, int]:
     return (board.owner.shape[0] - 2) // BLOCK - 1, (board.owner.shape[1] - 2) // BLOCK
 
 
-def active_blocks(board: Board, live: jax.Array) -> jax.Array | None:
-    """bool[rows * cols]: blocks holding a land tile whose owner is attacked, next to a tile of an attacker.
-
-    A superset of the blocks holding frontier tiles (the two need not be at war with each other), from one
-    cheap pass over the map: with at most 32 slots the per-owner flags are bits of a scalar, so no per-tile
-    lookup. live: bool[P + 1, P + 1]. None for a board read whole.
-    """
-    if board.whole:
-        return None
-    num_slots = live.shape[0]
-    rows, cols = _block_counts(board)
-    owner = board.owner[:rows * BLOCK + 2]
-    centre = owner[1:-1, 1:-1]
-    if num_slots <= 32:
-        bit = jnp.left_shift(jnp.uint32(1), jnp.arange(num_slots, dtype=jnp.uint32))
-        attacking = jnp.sum(jnp.where(live.any(axis=1), bit, 0), dtype=jnp.uint32)
-        targeted = jnp.sum(jnp.where(live.any(axis=0), bit, 0), dtype=jnp.uint32)
-
-        def flag(bits, grid):
-            return ((bits >> grid.astype(jnp.uint32)) & 1) > 0
-    else:
-        attacking, targeted = live.any(axis=1), live.any(axis=0)
-
-        def flag(table, grid):
-            return table[grid.astype(jnp.int32)]
-
-    near_attacker = jnp.zeros(centre.shape, bool)
-    for dy, dx in NEIGHBOURS:
-        n = owner[1 + dy:owner.shape[0] - 1 + dy, 1 + dx:owner.shape[1] - 1 + dx]
-        near_attacker |= (n != centre) & flag(attacking, n)
-    land = (board.info[1:rows * BLOCK + 1, 1:-1] & _TERRAIN_BITS) > 0
-    active = near_attacker & flag(targeted, centre) & land
-    # Rows of a block first, then its columns (the faster order of the two reductions).
-    active = active.astype(jnp.uint8).reshape(rows, BLOCK, cols * BLOCK).max(axis=1)
-    return active.reshape(rows * cols, BLOCK).max(axis=1) > 0
-
-
-def block_list(active: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The active blocks' ids, in chunks of `chunk_blocks()`.
-
-    Returns (ids int32[chunks * chunk]: active ids first, then the empty block `rows * cols`; the number of
-    chunks holding active ids).
-    """
-    return compact(active, chunk_blocks(active.shape[0]))
-
-
-def chunk_blocks(num_blocks: int) -> int:
-    """Blocks handled together by one step of the loops over active blocks."""
-    return min(num_blocks + 1, max(1, CHUNK_TILES // (BLOCK + 2) ** 2))
-
-
 _WINDOWS = jax.lax.GatherDimensionNumbers(offset_dims=(1, 2), collapsed_slice_dims=(), start_index_map=(0, 1))
 _IN_BOUNDS = jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS  # all windows lie in the grid (empty block too)
 
@@ -313,12 +263,29 @@ def _whole(board: Board) -> _Tiles:
     return _Tiles(jnp.arange(board.owner.size, dtype=jnp.int32), board.owner.shape[1])
 
 
-def _chunk(board: Board, ids: jax.Array, step: jax.Array) -> _Tiles:
-    """Chunk `step` of the block list `ids`."""
+class Listed(NamedTuple):
+    """The blocks a round reads: row `row` of the state's block lists (`blocks.BlockLists`), `count` ids."""
+
+    row: jax.Array  # int32[]
+    count: jax.Array  # int32[]
+    num_chunks: jax.Array  # int32[]: chunks of `chunk_blocks` ids (the largest of the batch under vmap)
+
+
+def listed(lists: BlockLists, row: jax.Array | int) -> Listed:
+    """The `Listed` of row `row` of `lists`."""
+    count = lists.count[row]
+    chunk = chunk_blocks(lists.tags.shape[1] - 1)
+    return Listed(jnp.asarray(row, jnp.int32), count, loop_bound((count + chunk - 1) // chunk))
+
+
+def _chunk(board: Board, ids: jax.Array, blocks: Listed, step: jax.Array) -> _Tiles:
+    """Chunk `step` of the blocks listed in row `blocks.row` of `ids` (int32[rows, length]); places past
+    the list's count (under vmap, an env's list may be shorter than the batch's) read the empty block."""
     num_rows, cols = _block_counts(board)
     size = BLOCK + 2
     chunk = chunk_blocks(num_rows * cols)
-    ids = jax.lax.dynamic_slice_in_dim(ids, step * chunk, chunk)
+    ids = jax.lax.dynamic_slice(ids, (blocks.row, step * chunk), (1, chunk))[0]
+    ids = jnp.where(step * chunk + jnp.arange(chunk) < blocks.count, ids, num_rows * cols)
     origins = jnp.stack([ids // cols, ids % cols], axis=-1) * BLOCK
     cells = jnp.arange(size, dtype=jnp.int32)
     place = ((origins[:, 0, None, None] + cells[None, :, None]) * board.owner.shape[1]
@@ -394,9 +361,7 @@ def _segments(board: Board, tiles: _Tiles, live: jax.Array, seed: jax.Array, tok
     owner, info = owner.astype(jnp.int32), info[stride:end].astype(jnp.int32) & ~INFO_FRONTIER
     target = owner[stride:end]
     land = (info & _TERRAIN_BITS) > 0
-    # N, S, W, E: one row up or down, one tile left or right.
-    neighbours = [owner[:end - stride], owner[2 * stride:], owner[stride - 1:end - 1],
-                  owner[stride + 1:end + 1]]
+    neighbours = _neighbours(owner, stride, end)
     live = live.at[0].set(False)  # slot 0, unowned land, attacks nobody
     if num_slots <= 32:
         # Each target's attackers as the bits of one word (bit a: attacker a), looked up once per tile.
@@ -465,17 +430,16 @@ class Frontier(NamedTuple):
     live: jax.Array  # bool[P + 1, P + 1]: the attacks that conquer this round
     seed: jax.Array  # uint32[2]: this round's randomness
     focus: jax.Array | None  # float32[4]: the agent's directed attack (`_focus_bonus`), None for none
-    ids: jax.Array | None = None  # int32[chunks * K]: the blocks read (`block_list`; board read by blocks)
-    num_chunks: jax.Array | None = None  # int32: chunks of `ids` holding active blocks
+    blocks: Listed | None = None  # the blocks read (a board read by blocks)
 
 
-def frontier_histogram(board: Board, active: jax.Array | None, live: jax.Array, seed: jax.Array,
-                       rules: Rules, focus: jax.Array | None = None) -> Frontier:
+def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | None, live: jax.Array,
+                       seed: jax.Array, rules: Rules, focus: jax.Array | None = None) -> Frontier:
     """The frontier tiles of every conquering attack, counted per (attacker, target, priority bin).
 
     Args:
-        active: bool[rows * cols], the blocks that may hold frontier tiles (others are not read), or None
-            for a board read whole.
+        lists, blocks: the blocks that may hold frontier tiles (others are not read), or None for a board
+            read whole.
         live: bool[P + 1, P + 1], the attacks that conquer this round; seed: uint32[2], this round's.
         focus: float32[4], the agent's directed attack (`GameState.focus[1]`), or None.
     """
@@ -496,20 +460,18 @@ def frontier_histogram(board: Board, active: jax.Array | None, live: jax.Array, 
         return Frontier(counts.reshape(shape), tiles.reshape(live.shape), segment, live, seed, focus)
 
     num_rows, cols = _block_counts(board)
-    ids, num_chunks = block_list(active)
     chunk_tiles = chunk_blocks(num_rows * cols) * (BLOCK + 2) ** 2 - 2 * (BLOCK + 2)
 
     def count_chunk(step, carry):
         counts, tiles, saved = carry
-        segment = segments(board, _chunk(board, ids, step), token=step >= 0)
+        segment = segments(board, _chunk(board, lists.ids, blocks, step), token=step >= 0)
         saved = jax.lax.dynamic_update_index_in_dim(saved, segment, jnp.minimum(step, SAVED_CHUNKS), 0)
         return *count(counts, tiles, segment), saved
 
     # Off the frontier until found: under vmap an env may have fewer chunks than the loop runs.
     saved = jnp.full((SAVED_CHUNKS + 1, chunk_tiles), _off_frontier(board, num_slots), jnp.int32)
-    counts, tiles, saved = jax.lax.fori_loop(0, num_chunks, count_chunk, (counts, tiles, saved))
-    return Frontier(counts.reshape(shape), tiles.reshape(live.shape), saved, live, seed, focus, ids,
-                    num_chunks)
+    counts, tiles, saved = jax.lax.fori_loop(0, blocks.num_chunks, count_chunk, (counts, tiles, saved))
+    return Frontier(counts.reshape(shape), tiles.reshape(live.shape), saved, live, seed, focus, blocks)
 
 
 def _windows(flat: jax.Array) -> jax.Array:
@@ -519,27 +481,33 @@ def _windows(flat: jax.Array) -> jax.Array:
     return jnp.concatenate([edge, flat, edge]).reshape(-1, size, size)
 
 
-def _next_blocks(flags: jax.Array, tiles: _Tiles, frontier: jax.Array, taken: jax.Array,
-                 num_rows: int, cols: int) -> jax.Array:
-    """Mark the blocks that may hold frontier tiles next round: those with some now, and the neighbours of
-    those that lost a tile on their shared edge. (A tile that, like its neighbours, kept its owner was on
-    a frontier already; attacks only drop out between rounds.) flags: bool[rows * cols + 1], last unused.
-    """
-    on, lost = _windows(frontier), _windows(taken)
+def _across_edges(tiles: _Tiles, lost: jax.Array, num_rows: int, cols: int
+                  ) -> list[tuple[jax.Array, jax.Array]]:
+    """(candidate ids int32[K], wanted bool[K]) of the blocks next to a chunk's blocks across an edge on
+    which a tile changed hands (`lost`: per tile, see `_Tiles`), one pair per side: each side's ids are
+    distinct, as `BlockLists.append` needs."""
+    lost = _windows(lost)
     row, col = tiles.ids // cols, tiles.ids % cols
-    unused = num_rows * cols
-    marked = [
-        jnp.where(on.any(axis=(1, 2)), tiles.ids, unused),
-        jnp.where(lost[:, 1].any(axis=1) & (row > 0), tiles.ids - cols, unused),
-        jnp.where(lost[:, BLOCK].any(axis=1) & (row < num_rows - 1), tiles.ids + cols, unused),
-        jnp.where(lost[:, :, 1].any(axis=1) & (col > 0), tiles.ids - 1, unused),
-        jnp.where(lost[:, :, BLOCK].any(axis=1) & (col < cols - 1), tiles.ids + 1, unused),
-    ]
-    return flags.at[jnp.concatenate(marked)].set(True)
+    return [(tiles.ids - cols, lost[:, 1].any(axis=1) & (row > 0)),
+            (tiles.ids + cols, lost[:, BLOCK].any(axis=1) & (row < num_rows - 1)),
+            (tiles.ids - 1, lost[:, :, 1].any(axis=1) & (col > 0)),
+            (tiles.ids + 1, lost[:, :, BLOCK].any(axis=1) & (col < cols - 1))]
 
 
-def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
-               first_round: bool, find_next: bool) -> tuple[Board, jax.Array, jax.Array | None]:
+class ListUpdate(NamedTuple):
+    """Where a round's take records blocks (`take_tiles`): the next tick's border list (row `border_row`,
+    tag `border_tag`) and, unless the round is the tick's last, the next round's list (`next_row`,
+    `next_tag`). See game/blocks.py."""
+
+    border_row: jax.Array
+    border_tag: jax.Array
+    next_row: jax.Array | None = None
+    next_tag: jax.Array | None = None
+
+
+def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules, first_round: bool,
+               lists: BlockLists | None = None, update: ListUpdate | None = None
+               ) -> tuple[Board, jax.Array, BlockLists | None]:
     """Every frontier tile is taken with its bin's probability (the boundary bin's tiles at random).
 
     The board is written in place: new owners, and the frontier marks `age_frontier` reads at the tick's
@@ -548,12 +516,14 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
     Args:
         takes: float32[P + 1, P + 1, 1344], tiles to take per (attacker, target, sorted bin) (`plan_takes`).
         first_round: this is the tick's first round.
-        find_next: also return the blocks that may hold frontier tiles in the next round.
+        lists, update: on a board read by blocks, the state's block lists and where to record the blocks
+            where tiles changed hands and their neighbours across the changed edges (the next tick's border
+            list) and the blocks the next round reads (those with a frontier now, and the same neighbours).
     Returns:
         board: with the new owners and marks; taken: float32[P + 1, P + 1, C] tiles taken per (attacker,
         target, cost class), exactly those changed in the board, the class being the terrain (C = 3), or on
-        a board with `cover` the terrain plus 3 for tiles covered by a defense post (C = 6); active: for
-        `frontier_histogram` of the next round (None for a board read whole), or None.
+        a board with `cover` the terrain plus 3 for tiles covered by a defense post (C = 6); lists: updated
+        (None for a board read whole).
     """
     num_slots = frontier.live.shape[0]
     halves = board.cover_halves
@@ -596,49 +566,56 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
     if board.whole:
         owner, info, taken, _ = take(_whole(board), frontier.saved, board.owner, board.info, taken,
                                      frontier.live.sum() >= 0)
-        flags = None
     else:
         num_rows, cols = _block_counts(board)
 
         def take_chunk(step, carry, source):
-            owner, info, taken, flags = carry
-            tiles = _chunk(board, frontier.ids, step)
+            owner, info, taken, lists = carry
+            tiles = _chunk(board, lists.ids, frontier.blocks, step)  # (that row is not written here)
             if source is None:
                 segment = frontier.saved[step]
             else:
                 segment = _segments(source, tiles, frontier.live, frontier.seed, step >= 0, frontier.focus,
                                     rules.focus_age_bonus)
             owner, info, taken, pair = take(tiles, segment, owner, info, taken, step >= 0)
-            if find_next:
-                flags = _next_blocks(flags, tiles, segment < off_frontier, pair >= 0, num_rows, cols)
-            return owner, info, taken, flags
+            lost = pair >= 0
+            edges = _across_edges(tiles, lost, num_rows, cols)
+            for candidates, wanted in [(tiles.ids, _windows(lost).any(axis=(1, 2))), *edges]:
+                lists = lists.append(update.border_row, 0, update.border_tag, candidates, wanted)
+            if update.next_row is not None:
+                on = _windows(segment < off_frontier).any(axis=(1, 2))
+                for candidates, wanted in [(tiles.ids, on), *edges]:
+                    lists = lists.append(update.next_row, 1, update.next_tag, candidates, wanted)
+            return owner, info, taken, lists
+
+        num_chunks = frontier.blocks.num_chunks
 
         def all_kept(carry):
-            return jax.lax.fori_loop(0, frontier.num_chunks, partial(take_chunk, source=None), carry)
+            return jax.lax.fori_loop(0, num_chunks, partial(take_chunk, source=None), carry)
 
         def some_found_again(carry):
             # Later chunks' frontiers are found again on the board as it was at the round's start: a copy,
             # since the carry is written in place (only on ticks with more than SAVED_CHUNKS chunks).
             source = board._replace(owner=jnp.copy(carry[0]), info=jnp.copy(carry[1]))
             carry = jax.lax.fori_loop(0, SAVED_CHUNKS, partial(take_chunk, source=None), carry)
-            return jax.lax.fori_loop(SAVED_CHUNKS, frontier.num_chunks, partial(take_chunk, source=source),
-                                     carry)
+            return jax.lax.fori_loop(SAVED_CHUNKS, num_chunks, partial(take_chunk, source=source), carry)
 
         # The first chunks' frontiers were kept by `frontier_histogram`. (`num_chunks` is the same for every
         # env under vmap, so this stays a conditional.)
-        carry = (board.owner, board.info, taken, jnp.zeros(num_rows * cols + 1 if find_next else (), bool))
-        owner, info, taken, flags = jax.lax.cond(frontier.num_chunks <= SAVED_CHUNKS, all_kept,
-                                                 some_found_again, carry)
-        flags = flags[:-1] if find_next else None
+        carry = (board.owner, board.info, taken, lists)
+        owner, info, taken, lists = jax.lax.cond(num_chunks <= SAVED_CHUNKS, all_kept, some_found_again,
+                                                 carry)
     taken = taken.astype(jnp.float32).reshape(num_slots, num_slots, halves * NUM_TERRAIN)
-    return board._replace(owner=owner, info=info), taken, flags
+    return board._replace(owner=owner, info=info), taken, lists
 
 
-def age_frontier(board: Board, first: Frontier) -> Board:
+def age_frontier(board: Board, first: Frontier, lists: BlockLists | None = None,
+                 update: ListUpdate | None = None) -> tuple[Board, BlockLists | None]:
     """The tick's end: tiles marked on the first round's frontier (bit 7, kept by their owner) grow one tick
     older (up to 15), every other tile of the blocks read in that round restarts at 0, and the marks are
     cleared. On a board read by blocks those blocks' ages are stamped valid for the next tick; every other
-    block's ages then read as 0 (none of its tiles was on a frontier), with no pass over the map.
+    block's ages then read as 0 (none of its tiles was on a frontier), with no pass over the map. Those of
+    the blocks that still hold a border tile go on the next tick's border list (`update.border_row`).
     """
 
     def aged(info):
@@ -646,21 +623,57 @@ def age_frontier(board: Board, first: Frontier) -> Board:
         return (info & (INFO_COVER | _TERRAIN_BITS)) | age.astype(jnp.uint8)
 
     if board.whole:
-        return board._replace(info=aged(board.info))
-    num_rows, cols = _block_counts(board)
-    chunk = chunk_blocks(num_rows * cols)
+        return board._replace(info=aged(board.info)), lists
+    size = BLOCK + 2
 
     def age_chunk(step, carry):
-        info, stamp = carry
-        tiles = _chunk(board, first.ids, step)
-        _, window = _read(board._replace(info=info), tiles, step >= 0, owner=False)
+        info, stamp, lists = carry
+        tiles = _chunk(board, lists.ids, first.blocks, step)
+        owner, window = _read(board._replace(info=info, stamp=stamp), tiles, step >= 0)
         land = (window & _TERRAIN_BITS) > 0  # only the blocks' own tiles (`_read`: 0 on the border)
         info = info.ravel().at[jnp.where(land, tiles.place, info.size)].set(aged(window), mode="drop")
-        ids = jax.lax.dynamic_slice_in_dim(first.ids, step * chunk, chunk)
-        return info.reshape(board.info.shape), stamp.at[ids].set(board.now + 1)
+        # Border tiles: land with a 4-neighbour of another player.
+        stride, end = size, owner.shape[0] - size
+        owner = owner.astype(jnp.int32)
+        centre = owner[stride:end]
+        border = jnp.zeros(centre.shape, bool)
+        for n in _neighbours(owner, stride, end):
+            border |= (n > 0) & (n != centre)
+        border = _windows(border & land[stride:end]).any(axis=(1, 2))
+        lists = lists.append(update.border_row, 0, update.border_tag, tiles.ids, border)
+        return info.reshape(board.info.shape), stamp.at[tiles.ids].set(board.now + 1), lists
 
-    info, stamp = jax.lax.fori_loop(0, first.num_chunks, age_chunk, (board.info, board.stamp))
-    return board._replace(info=info, stamp=stamp)
+    info, stamp, lists = jax.lax.fori_loop(0, first.blocks.num_chunks, age_chunk,
+                                           (board.info, board.stamp, lists))
+    return board._replace(info=info, stamp=stamp), lists
+
+
+def _neighbours(owner: jax.Array, stride: int, end: int) -> list[jax.Array]:
+    """N, S, W, E neighbours of flat tiles [stride, end) (see `_Tiles`): a row up or down, a tile aside."""
+    return [owner[:end - stride], owner[2 * stride:], owner[stride - 1:end - 1], owner[stride + 1:end + 1]]
+
+
+def list_contacts(board: Board, lists: BlockLists, blocks: Listed, num_slots: int) -> jax.Array:
+    """bool[P + 1, P + 1]: `contacts[i, j]` when a tile of i is 4-adjacent to a land tile owned by j (the
+    bots' `border_contacts`), read from the listed blocks only (the border list holds every border tile)."""
+    size = BLOCK + 2
+    dummy = num_slots * num_slots
+
+    def mark(step, seen):
+        tiles = _chunk(board, lists.ids, blocks, step)
+        owner, info = _read(board, tiles, step >= 0)
+        stride, end = size, owner.shape[0] - size
+        owner = owner.astype(jnp.int32)
+        centre = owner[stride:end]
+        land = (info[stride:end] & _TERRAIN_BITS) > 0
+        codes = []
+        for n in _neighbours(owner, stride, end):
+            codes.append(jnp.where(land & (n > 0) & (n != centre), n * num_slots + centre, dummy))
+        return seen.at[jnp.concatenate(codes)].set(True)
+
+    seen = jax.lax.fori_loop(0, blocks.num_chunks, mark, jnp.zeros(dummy + 1, jnp.bool_))
+    seen = seen[:-1].reshape(num_slots, num_slots)
+    return seen | seen.T
 
 
 def by_terrain(taken: jax.Array) -> jax.Array:

@@ -11,6 +11,7 @@ slots, per-tile work over the grid.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -96,13 +97,15 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
     priorities differ by at most ~15 ticks' worth between neighbouring bins). Bots attack along the whole
     front as in the engine.
     """
+    from jaxms.game.blocks import BORDER_ROWS, ROUND_ROWS, list_tag, state_lists
     from jaxms.game.conquest import (
-        active_blocks,
+        ListUpdate,
         age_frontier,
         by_terrain,
         charged,
         cover_board,
         game_board,
+        listed,
         take_tiles,
         uncover_board,
     )
@@ -124,10 +127,25 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
     focus = state.focus[AGENT] if state.focus.shape[0] > AGENT else None
     troops, tiles, attacks = state.troops, state.tiles, state.attacks
     taken_total = jnp.zeros(live.shape, jnp.float32)
-    active = active_blocks(board, live & (attacks >= 1.0))
+    # On a board read by blocks, round 0 reads this tick's border list and every round records the blocks
+    # the next reads and the next tick's border list (game/blocks.py); a board read whole has no lists.
+    lists, blocks, update = None, None, None
+    if not board.whole:
+        lists = state_lists(state)
+        parity = state.tick % BORDER_ROWS
+        border_row = BORDER_ROWS - 1 - parity
+        lists = lists._replace(count=lists.count.at[border_row].set(0))
+        blocks = listed(lists, parity)
     for round_index in range(rules.conquest_substeps):
         conquering = live & (attacks >= 1.0)
-        found = frontier_histogram(board, active, conquering, seeds[round_index], rules, focus)
+        last = round_index == rules.conquest_substeps - 1
+        if lists is not None:
+            next_row = None if last else BORDER_ROWS + round_index % ROUND_ROWS
+            tag = partial(list_tag, state.tick, rules.conquest_substeps)
+            update = ListUpdate(border_row, tag(), next_row, None if last else tag(round_index + 1))
+            if next_row is not None:
+                lists = lists._replace(count=lists.count.at[next_row].set(0))
+        found = frontier_histogram(board, lists, blocks, conquering, seeds[round_index], rules, focus)
         frontier = found.tiles.astype(jnp.float32)  # B: distinct frontier tiles per pair
         cost, attacker_loss, defender_loss = pair_tile_values(attacks, troops, tiles, state.kind, rules)
         if round_index == 0:
@@ -141,11 +159,12 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
                                     ratio * rules.player_budget_factor) * (frontier + jitter)
         share = budget_left / (rules.conquest_substeps - round_index)
         takes = plan_takes(found.counts, jnp.where(conquering, share, 0.0), attacks, cost, attacker_loss,
-                           rules, final_round=round_index == rules.conquest_substeps - 1)
+                           rules, final_round=last)
         # Take them: `taken` counts exactly the tiles that changed hands, per (attacker, target, cost class:
         # the terrain, and whether a defense post covers the tile).
-        board, taken, active = take_tiles(board, found, takes, rules, first_round=round_index == 0,
-                                          find_next=round_index < rules.conquest_substeps - 1)
+        board, taken, lists = take_tiles(board, found, takes, rules, round_index == 0, lists, update)
+        if lists is not None and not last:
+            blocks = listed(lists, update.next_row)
         taken_pairs = taken.sum(axis=-1)
         budget_left = budget_left - charged(taken, cost, rules.defense_post_cost_factor)
         attacks = jnp.maximum(attacks - charged(taken, attacker_loss, rules.defense_post_loss_factor), 0.0)
@@ -161,11 +180,13 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
     # An attack under one troop is spent.
     attacks = jnp.where(finished | (attacks < 1.0), 0.0, attacks)
     # Tiles still on a frontier grow one tick older; taken tiles and tiles off every frontier restart.
-    board = age_frontier(board, first)
+    board, lists = age_frontier(board, first, lists, update)
     if posts:
         board = uncover_board(board, state.structure_pos, rules.defense_post_radius)
     state = state.replace(board_owner=board.owner, board_info=board.info, age_stamp=board.stamp,
                           troops=troops, tiles=tiles, attacks=attacks)
+    if lists is not None:
+        state = state.replace(block_lists=lists.ids, block_counts=lists.count, block_tags=lists.tags)
     # Annihilation reads the whole grid: skip it unless a player it would conquer exists (the condition
     # of `_annihilate`'s `doomed`; with nobody doomed it changes nothing).
     doomed = ((taken_total.sum(axis=0) > 0) & (jnp.arange(num_slots) > 0) & state.alive

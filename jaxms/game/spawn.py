@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxms.game.blocks import new_lists
 from jaxms.game.boats import empty_boats
 from jaxms.game.grid import block_counts, board_info, board_layout, hash_bits, to_board
 from jaxms.game.rules import Difficulty, PlayerKind, Rules
@@ -132,10 +133,16 @@ def make_game(key: jax.Array, arrays: MapArrays, kind: jax.Array, centres: jax.A
     zeros_pp = jnp.zeros((num_slots, num_slots), jnp.float32)
     _, _, whole = board_layout(height, width)
     blocks = 1 if whole else int(np.prod(block_counts(height, width))) + 1
+    board = to_board(owner, height, width)
+    info = to_board(board_info(arrays.land, arrays.terrain), height, width)
+    lists = new_lists(board, info, height, width, rules.conquest_substeps)
     return GameState(
-        board_owner=to_board(owner, height, width),
-        board_info=to_board(board_info(arrays.land, arrays.terrain), height, width),
+        board_owner=board,
+        board_info=info,
         age_stamp=jnp.zeros(blocks, jnp.int32),
+        block_lists=lists.ids,
+        block_counts=lists.count,
+        block_tags=lists.tags,
         height=height,
         width=width,
         troops=jnp.where(alive, troops, 0.0),

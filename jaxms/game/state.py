@@ -145,6 +145,11 @@ class GameState:
     # blocks it reads and stamps them tick + 1; older ages read as 0). One entry per block plus the empty
     # block (a board read by blocks), one (never stale) for a board read whole.
     age_stamp: jax.Array  # int32[blocks + 1] or int32[1]
+    # The blocks a tick reads (game/blocks.py): the border list (rows 0, 1 by tick parity) and the lists of
+    # a tick's later rounds; [1, 1], [1], [2, 1] placeholders for a board read whole.
+    block_lists: jax.Array  # int32[rows, length]
+    block_counts: jax.Array  # int32[rows]
+    block_tags: jax.Array  # int32[2, blocks + 1]
     troops: jax.Array  # float32[P + 1]: integer-valued (floored like the engine); slot 0 unused
     gold: jax.Array  # float32[P + 1]
     tiles: jax.Array  # int32[P + 1]: land tiles owned (slot 0: unowned land tiles)
@@ -223,7 +228,13 @@ class GameState:
         return (index // self.width + 1) * self.board_owner.shape[-1] + index % self.width + 1
 
     def with_owner(self, owner: jax.Array) -> GameState:
-        """This state with the owner grid `owner` (uint8[..., H, W]) and every frontier age 0 (set-up only:
-        a whole-grid write)."""
+        """This state with the owner grid `owner` (uint8[H, W]), every frontier age 0 and its border list
+        counted again (set-up only: whole-grid work)."""
+        from jaxms.game.blocks import BlockLists, new_lists
+
         board = self.board_owner.at[..., 1:self.height + 1, 1:self.width + 1].set(owner.astype(jnp.uint8))
-        return self.replace(board_owner=board, board_info=self.board_info & ~jnp.uint8(INFO_AGE))
+        info = self.board_info & ~jnp.uint8(INFO_AGE)
+        lists = BlockLists(self.block_lists, self.block_counts, self.block_tags)
+        lists = new_lists(board, info, self.height, self.width, 0, row=self.tick % 2, lists=lists)
+        return self.replace(board_owner=board, board_info=info, block_lists=lists.ids,
+                            block_counts=lists.count, block_tags=lists.tags)

@@ -1,0 +1,140 @@
+"""Which blocks of a large map the tick reads: lists of block ids carried in the state.
+
+A board read by blocks (`grid.board_layout`) is cut into BLOCK x BLOCK blocks. A tick's conquest reads only
+the blocks that may hold a frontier, and a bot decision only those that may hold a border, so neither
+passes over the map. The state carries them (`GameState.block_lists`, `block_counts`, `block_tags`):
+
+- The border list: every block holding a "border tile" (a land tile 4-adjacent to a tile of a player other
+  than its owner), possibly more. Every frontier tile of every attack is a border tile, and every pair of
+  neighbours that the bots' border contacts count has one, so this list is all the tick needs to read.
+  Rows 0 and 1 hold it, by tick parity: tick t reads row t % 2 and builds the next tick's list in the
+  other row, from the blocks it reads (those that still hold a border at the tick's end), the blocks where
+  a tile changed hands and their neighbours across the edge of the change (`conquest.take_tiles`), and
+  the blocks of boat landings (`boats._land`). A border can appear only where a tile changes hands, so the
+  list stays complete; annihilation only removes borders.
+- Rows 2 and up: the blocks a later round of the tick reads (those with a frontier in the round before,
+  and the neighbours of what it took).
+
+Appending dedups with tags rather than a pass over all blocks: a block is in a list under construction
+when its tag (`block_tags`, one row for the border list, one for the round lists) equals that list's tag,
+a number unique to the tick and the list (`list_tag`). A list's entries past its count are never read
+(`conquest._chunk` masks them with the empty block), so nothing is cleared. A map read whole carries
+1-element placeholders.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxms.game.grid import BLOCK, CHUNK_TILES, block_counts, board_layout, compact
+
+BORDER_ROWS = 2  # rows 0, 1: the border list at even and odd ticks
+ROUND_ROWS = 2  # rows 2, 3: the lists of a tick's later rounds (alternating when there are more than two)
+
+
+def chunk_blocks(num_blocks: int) -> int:
+    """Blocks handled together by one step of the loops over listed blocks."""
+    return min(num_blocks + 1, max(1, CHUNK_TILES // (BLOCK + 2) ** 2))
+
+
+def list_shape(height: int, width: int, substeps: int) -> tuple[int, int, int]:
+    """(rows, length, blocks) of the block lists of an H x W map whose conquest has `substeps` rounds:
+    length holds every block, rounded up to whole chunks; (1, 1, 0) for a map read whole."""
+    if board_layout(height, width)[2]:
+        return 1, 1, 0
+    rows, cols = block_counts(height, width)
+    num_blocks = rows * cols
+    chunk = chunk_blocks(num_blocks)
+    return BORDER_ROWS + min(substeps - 1, ROUND_ROWS), -(-num_blocks // chunk) * chunk, num_blocks
+
+
+def list_tag(tick: jax.Array, substeps: int, round_index: int = 0) -> jax.Array:
+    """int32: the tag of tick `tick`'s border list (round 0) or of the list its round `round_index` reads."""
+    return (tick * (substeps + 1) + 1 + round_index).astype(jnp.int32)
+
+
+class BlockLists(NamedTuple):
+    """The block lists of a state (see the module docstring)."""
+
+    ids: jax.Array  # int32[rows, length]: block ids (row-major: block (i, j) is i * cols + j)
+    count: jax.Array  # int32[rows]
+    tags: jax.Array  # int32[2, blocks + 1]: row 0 the border list's tags, row 1 the round lists'
+
+    def append(self, row: jax.Array | int, tag_row: int, tag: jax.Array, candidates: jax.Array,
+               wanted: jax.Array) -> BlockLists:
+        """Append the `wanted` ids of `candidates` (int32[K], no id twice among the wanted ones) that list
+        `row` (tagged `tag` in tag row `tag_row`) does not hold yet."""
+        num_blocks = self.tags.shape[1] - 1
+        safe = jnp.minimum(candidates, num_blocks)
+        new = wanted & (candidates < num_blocks) & (self.tags[tag_row, safe] != tag)
+        place = jax.lax.associative_scan(jnp.add, new.astype(jnp.int32)) - 1 + self.count[row]
+        ids = self.ids.at[row, jnp.where(new, place, self.ids.shape[1])].set(candidates, mode="drop")
+        tags = self.tags.at[tag_row, jnp.where(new, candidates, num_blocks + 1)].set(tag, mode="drop")
+        return BlockLists(ids, self.count.at[row].add(new.sum(dtype=jnp.int32)), tags)
+
+
+def state_lists(state) -> BlockLists:
+    return BlockLists(state.block_lists, state.block_counts, state.block_tags)
+
+
+def border_tiles(owner: jax.Array, info: jax.Array) -> jax.Array:
+    """bool[H', W']: the border tiles of a board (owner, info: uint8[H', W'] in the board layout): land tiles
+    with a 4-neighbour owned by a player other than their owner (whole-grid: set-up only)."""
+    from jaxms.game.grid import INFO_TERRAIN_SHIFT
+
+    land = (info >> INFO_TERRAIN_SHIFT & 3) > 0
+    padded = jnp.pad(owner, 1)
+    centre = padded[1:-1, 1:-1]
+    border = jnp.zeros(owner.shape, bool)
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        n = padded[1 + dy:padded.shape[0] - 1 + dy, 1 + dx:padded.shape[1] - 1 + dx]
+        border |= (n > 0) & (n != centre)
+    return border & land
+
+
+def new_lists(owner: jax.Array, info: jax.Array, height: int, width: int, substeps: int,
+              row: jax.Array | int = 0, lists: BlockLists | None = None) -> BlockLists:
+    """Block lists whose border list (row `row`) is every block holding a border tile of the board (owner,
+    info: uint8[H', W']), counted from scratch (a pass over the map: set-up only); `lists`: lists to
+    update (new, empty ones if None)."""
+    rows, length, num_blocks = list_shape(height, width, substeps)
+    if lists is None:
+        lists = BlockLists(jnp.full((rows, length), num_blocks, jnp.int32), jnp.zeros(rows, jnp.int32),
+                           jnp.zeros((2, num_blocks + 1), jnp.int32))
+    if num_blocks == 0:
+        return lists
+    block_rows, cols = block_counts(height, width)
+    border = border_tiles(owner, info)[1:block_rows * BLOCK + 1, 1:cols * BLOCK + 1]
+    flags = border.reshape(block_rows, BLOCK, cols, BLOCK).any(axis=(1, 3)).ravel()
+    ids, _ = compact(flags, 1)
+    count = flags.sum(dtype=jnp.int32)
+    ids = jnp.where(jnp.arange(ids.shape[0]) < count, ids, num_blocks)
+    full = jnp.full(length, num_blocks, jnp.int32).at[:ids.shape[0]].set(ids)
+    return BlockLists(lists.ids.at[row].set(full), lists.count.at[row].set(count), lists.tags)
+
+
+def record_changed_tiles(state, index: jax.Array, changed: jax.Array, substeps: int):
+    """`state` (a GameState after its tick's conquest) with the blocks of the map tiles `index` (flat y W + x,
+    int32[n]) where `changed` (bool[n]), and their four neighbours, on the next tick's border list: the
+    tiles changed hands outside the conquest (boat landings), so borders may have appeared there."""
+    _, _, num_blocks = list_shape(state.height, state.width, substeps)
+    if num_blocks == 0:
+        return state
+    rows, cols = block_counts(state.height, state.width)
+    y, x = index // state.width, index % state.width
+    block_row, block_col = y // BLOCK, x // BLOCK
+    block = block_row * cols + block_col
+    row = BORDER_ROWS - 1 - state.tick % BORDER_ROWS
+    tag = list_tag(state.tick, substeps)
+
+    def one(i, lists):
+        candidates = jnp.stack([block[i], block[i] - cols, block[i] + cols, block[i] - 1, block[i] + 1])
+        inside = jnp.stack([True, block_row[i] > 0, block_row[i] < rows - 1, block_col[i] > 0,
+                            block_col[i] < cols - 1])
+        return lists.append(row, 0, tag, candidates, inside & changed[i])
+
+    lists = jax.lax.fori_loop(0, index.shape[0], one, state_lists(state))
+    return state.replace(block_lists=lists.ids, block_counts=lists.count, block_tags=lists.tags)
