@@ -3,9 +3,9 @@
 The tick never recounts the map: tiles per player are updated from the tiles that change hands, the border
 list (game/blocks.py) from the blocks where tiles changed hands, and the bots read border contacts from
 that list's blocks. On maps big enough to be read by blocks (above 32,768 tiles), with the scripted bots
-attacking each other (nations sail on the islands and build defense posts), every 50 ticks the carried quantities must equal a
-plain recount of the owner grid: tile counts, the border list holds every block with a border tile (and
-no block twice), and the contacts read from it equal those of a pass over the whole map.
+attacking each other (nations sail on the islands and build defense posts), every 50 ticks the carried
+quantities must equal a plain recount of the owner grid: tile counts, the border list holds every block
+with a border tile (and no block twice), and the contacts read from it equal a pass over the whole map.
 """
 
 from __future__ import annotations

@@ -27,13 +27,19 @@ earliest heap entry with the k of its time; the boundary bin is sampled per tile
 that of the tick's start (a post captured during the tick still covers until the next; a tile taken in the
 first round keeps its old owner's cover if attacked again in the second).
 
-Execution. A tick touches few tiles of a large map, so the map is cut into 8 x 8 blocks and only blocks
-where some attack may have a frontier are read (`active_blocks`: one cheap pass over the map; later rounds
-follow from what the previous round took), in chunks inside `fori_loop`s, as flat windows with a one-tile
-border; a small map is read whole. The shape of the code follows XLA's CPU backend: gathers are kept out
-of element-wise loops (they would turn vector code into scalar code), results used several times are stored
-once (`_computed_once`), and pad, cumsum and nonzero are avoided (each is several times slower there than
-what replaces it). Every tile's outcome is the same as when computing all tiles of the map at once.
+Execution. A tick touches few tiles of a large map, so the map is cut into 8 x 8 blocks and only the
+blocks the state lists are read (game/blocks.py: the first round reads the border list, later rounds the
+blocks with a frontier in the round before and the neighbours of what it took), in chunks inside
+`fori_loop`s, as flat windows with a one-tile border; a small map is read whole. The grids are the
+state's own (`GameState.board_owner` / `board_info`), written in place. A round reads the board as it was
+at its start, except on a round that reads more than SAVED_CHUNKS chunks (over 1,300 blocks): the later
+chunks' frontiers are found again when taking, on the board as the round's earlier chunks left it (tiles
+on their edges may see those takes, as the engine's one-by-one conquest would), since reading the
+round's starting board there would need a copy of the grids. The shape of the code follows XLA's CPU
+backend: gathers are kept out of element-wise loops (they would turn vector code into scalar code),
+results used several times are stored once (`_computed_once`), and pad, cumsum and nonzero are avoided
+(each is several times slower there than what replaces it). Every tile's outcome is the same as when
+computing all tiles of the map at once.
 """
 
 from __future__ import annotations
@@ -569,14 +575,14 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
     else:
         num_rows, cols = _block_counts(board)
 
-        def take_chunk(step, carry, source):
+        def take_chunk(step, carry, saved):
             owner, info, taken, lists = carry
             tiles = _chunk(board, lists.ids, frontier.blocks, step)  # (that row is not written here)
-            if source is None:
+            if saved:
                 segment = frontier.saved[step]
-            else:
-                segment = _segments(source, tiles, frontier.live, frontier.seed, step >= 0, frontier.focus,
-                                    rules.focus_age_bonus)
+            else:  # found again, on the board as this round's earlier chunks left it
+                segment = _segments(board._replace(owner=owner, info=info), tiles, frontier.live,
+                                    frontier.seed, step >= 0, frontier.focus, rules.focus_age_bonus)
             owner, info, taken, pair = take(tiles, segment, owner, info, taken, step >= 0)
             lost = pair >= 0
             edges = _across_edges(tiles, lost, num_rows, cols)
@@ -588,23 +594,15 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
                     lists = lists.append(update.next_row, 1, update.next_tag, candidates, wanted)
             return owner, info, taken, lists
 
+        # The first chunks' frontiers were kept by `frontier_histogram`; later ones (a round reading more
+        # than SAVED_CHUNKS chunks) are found again on the board being written: reading the round's
+        # starting board there would need a copy of the grids (a pass over the map) on such rounds.
         num_chunks = frontier.blocks.num_chunks
-
-        def all_kept(carry):
-            return jax.lax.fori_loop(0, num_chunks, partial(take_chunk, source=None), carry)
-
-        def some_found_again(carry):
-            # Later chunks' frontiers are found again on the board as it was at the round's start: a copy,
-            # since the carry is written in place (only on ticks with more than SAVED_CHUNKS chunks).
-            source = board._replace(owner=jnp.copy(carry[0]), info=jnp.copy(carry[1]))
-            carry = jax.lax.fori_loop(0, SAVED_CHUNKS, partial(take_chunk, source=None), carry)
-            return jax.lax.fori_loop(SAVED_CHUNKS, num_chunks, partial(take_chunk, source=source), carry)
-
-        # The first chunks' frontiers were kept by `frontier_histogram`. (`num_chunks` is the same for every
-        # env under vmap, so this stays a conditional.)
+        kept = jnp.minimum(num_chunks, SAVED_CHUNKS)
         carry = (board.owner, board.info, taken, lists)
-        owner, info, taken, lists = jax.lax.cond(num_chunks <= SAVED_CHUNKS, all_kept, some_found_again,
-                                                 carry)
+        carry = jax.lax.fori_loop(0, kept, partial(take_chunk, saved=True), carry)
+        owner, info, taken, lists = jax.lax.fori_loop(kept, num_chunks, partial(take_chunk, saved=False),
+                                                      carry)
     taken = taken.astype(jnp.float32).reshape(num_slots, num_slots, halves * NUM_TERRAIN)
     return board._replace(owner=owner, info=info), taken, lists
 

@@ -37,9 +37,15 @@ def cond_any(pred: jax.Array, true_fn: Callable[..., Any], false_fn: Callable[..
         axes = tuple(jax.tree.map(lambda batched: 0 if batched else None, b) for b in operands_batched)
         skipped = jax.vmap(false_fn, in_axes=axes, axis_size=axis_size)
 
-        if _one_env_at_a_time():
+        if _one_env_at_a_time() and axis_size == 1:
+            # One env (a batch of one): its own conditional on the operands as they are (indexing the size-1
+            # axis statically is free, where a loop's dynamic index would copy every operand, whole grids).
+            def taken(*xs):
+                mine = jax.tree.map(lambda x, batched: x[0] if batched else x, xs, tuple(operands_batched))
+                return jax.tree.map(lambda y: y[None], jax.lax.cond(pred[0], true_fn, false_fn, *mine))
+        elif _one_env_at_a_time():
             # On a CPU the batch's envs run one after another anyway: each env takes its own branch, so the
-            # costly one runs only for the envs that need it.
+            # costly one runs only for the envs that need it (each env's operands are sliced out: a copy).
             def taken(*xs):
                 def one(i):
                     mine = jax.tree.map(lambda x, batched: x[i] if batched else x, xs,
@@ -82,3 +88,4 @@ def _loop_bound_vmap(axis_size, in_batched, count):
     del axis_size
     (batched,) = in_batched
     return (jnp.max(count) if batched else count), False
+

@@ -239,8 +239,9 @@ def no_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Rules) -
 def tick(state: GameState, arrays: MapArrays, rules: Rules = Rules(), bots: Policy = no_bots) -> GameState:
     """Advance the game by one tick. `bots(state, arrays, key, rules)` may add orders for the bot players."""
     key, conquest_key, bots_key = jax.random.split(state.key, 3)
-    state = cond_any(state.tick % rules.win_check_interval == 0,
-                     lambda s, a: check_win(s, a, rules), lambda s, a: s, state, arrays)
+    # The win check reads per-player counts only: computed every tick, kept on its ticks.
+    checked = check_win(state, arrays, rules).winner
+    state = state.replace(winner=jnp.where(state.tick % rules.win_check_interval == 0, checked, state.winner))
     state = state.replace(alive=state.alive & (state.tiles > 0))
     state = grow(state, rules)
     state = bots(state, arrays, bots_key, rules)
