@@ -29,7 +29,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxms.game.grid import BLOCK, CHUNK_TILES, block_counts, board_layout, compact
+from jaxms.game.grid import (
+    BLOCK,
+    CHUNK_TILES,
+    INFO_TERRAIN_SHIFT,
+    NEIGHBOURS,
+    block_counts,
+    board_layout,
+    compact,
+    shift,
+)
 
 BORDER_ROWS = 2  # rows 0, 1: the border list at even and odd ticks
 ROUND_ROWS = 2  # rows 2, 3: the lists of a tick's later rounds (alternating when there are more than two)
@@ -83,15 +92,11 @@ def state_lists(state) -> BlockLists:
 def border_tiles(owner: jax.Array, info: jax.Array) -> jax.Array:
     """bool[H', W']: the border tiles of a board (owner, info: uint8[H', W'] in the board layout): land tiles
     with a 4-neighbour owned by a player other than their owner (whole-grid: set-up only)."""
-    from jaxms.game.grid import INFO_TERRAIN_SHIFT
-
     land = (info >> INFO_TERRAIN_SHIFT & 3) > 0
-    padded = jnp.pad(owner, 1)
-    centre = padded[1:-1, 1:-1]
     border = jnp.zeros(owner.shape, bool)
-    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        n = padded[1 + dy:padded.shape[0] - 1 + dy, 1 + dx:padded.shape[1] - 1 + dx]
-        border |= (n > 0) & (n != centre)
+    for dy, dx in NEIGHBOURS:
+        n = shift(owner, dy, dx, 0)
+        border |= (n > 0) & (n != owner)
     return border & land
 
 

@@ -55,14 +55,15 @@ from jaxms.game.blocks import BlockLists, chunk_blocks
 from jaxms.game.control import loop_bound
 from jaxms.game.grid import (
     BLOCK,
-    CHUNK_TILES,
     INFO_AGE,
     INFO_COVER,
     INFO_FRONTIER,
     INFO_TERRAIN_SHIFT,
     board_info,
+    board_layout,
     compact,
     hash_bits,
+    stamp_size,
     to_board,
 )
 from jaxms.game.rules import PlayerKind, Rules
@@ -168,7 +169,7 @@ class Board(NamedTuple):
 
 def game_board(state) -> Board:
     """The `Board` of a `GameState` (its carried grids; no copy). It has no cover: see `cover_board`."""
-    whole = state.height * state.width <= CHUNK_TILES
+    whole = board_layout(state.height, state.width)[2]
     return Board(state.board_owner, state.board_info, state.width, whole, state.age_stamp, state.tick)
 
 
@@ -176,10 +177,9 @@ def new_board(owner: jax.Array, land: jax.Array, terrain: jax.Array, age: jax.Ar
     """A `Board` made from H x W grids (owner, land, terrain, age: uint8 / bool[H, W]; whole-grid: for tests
     and set-up). Its ages are valid at tick 0. It has no cover: see `cover_board`."""
     height, width = owner.shape
-    whole = height * width <= CHUNK_TILES
-    blocks = 1 if whole else -(-height // BLOCK) * -(-width // BLOCK) + 1
     return Board(to_board(owner, height, width), to_board(board_info(land, terrain, age), height, width),
-                 width, whole, jnp.zeros(blocks, jnp.int32), jnp.int32(0))
+                 width, board_layout(height, width)[2], jnp.zeros(stamp_size(height, width), jnp.int32),
+                 jnp.int32(0))
 
 
 def cover_board(board: Board, positions: jax.Array, owners: jax.Array, active: jax.Array,
@@ -192,13 +192,12 @@ def cover_board(board: Board, positions: jax.Array, owners: jax.Array, active: j
     where it would overhang, so the cost is S (2 radius + 1)^2 rather than a pass over the map. With no
     active post the conquest's outcome is exactly that of the board without cover.
     """
-    rows, cols = (min(2 * radius + 1, n) for n in board.owner.shape)
+    rows, cols = _post_window(board, radius)
     dy, dx = jnp.arange(rows)[:, None], jnp.arange(cols)[None, :]
 
     def mark(slot, info):
         y, x = positions[slot, 0] + 1, positions[slot, 1] + 1  # the map's tile (y, x) in the board
-        top = jnp.clip(y - radius, 0, board.owner.shape[0] - rows)
-        left = jnp.clip(x - radius, 0, board.owner.shape[1] - cols)
+        top, left = _post_corner(board, y, x, radius)
         near = (top + dy - y) ** 2 + (left + dx - x) ** 2 <= radius**2
         owned = jax.lax.dynamic_slice(board.owner, (top, left), (rows, cols)) == owners[slot]
         window = jax.lax.dynamic_slice(info, (top, left), (rows, cols))
@@ -209,14 +208,24 @@ def cover_board(board: Board, positions: jax.Array, owners: jax.Array, active: j
     return board._replace(info=info, cover=True)
 
 
+def _post_window(board: Board, radius: int) -> tuple[int, int]:
+    """(rows, cols) of a defense post's window: 2 radius + 1 a side, at most the board."""
+    return min(2 * radius + 1, board.owner.shape[0]), min(2 * radius + 1, board.owner.shape[1])
+
+
+def _post_corner(board: Board, y: jax.Array, x: jax.Array, radius: int) -> tuple[jax.Array, jax.Array]:
+    """The top-left corner of the window of a post on board tile (y, x): centred, moved inside the board."""
+    rows, cols = _post_window(board, radius)
+    return (jnp.clip(y - radius, 0, board.owner.shape[0] - rows),
+            jnp.clip(x - radius, 0, board.owner.shape[1] - cols))
+
+
 def uncover_board(board: Board, positions: jax.Array, radius: int) -> Board:
     """`board` with bit 6 cleared again in the windows `cover_board` marked (the same S windows)."""
-    rows, cols = (min(2 * radius + 1, n) for n in board.owner.shape)
+    rows, cols = _post_window(board, radius)
 
     def clear(slot, info):
-        y, x = positions[slot, 0] + 1, positions[slot, 1] + 1
-        top = jnp.clip(y - radius, 0, board.owner.shape[0] - rows)
-        left = jnp.clip(x - radius, 0, board.owner.shape[1] - cols)
+        top, left = _post_corner(board, positions[slot, 0] + 1, positions[slot, 1] + 1, radius)
         window = jax.lax.dynamic_slice(info, (top, left), (rows, cols)) & ~jnp.uint8(INFO_COVER)
         return jax.lax.dynamic_update_slice(info, window, (top, left))
 

@@ -95,6 +95,14 @@ def block_counts(height: int, width: int) -> tuple[int, int]:
     return -(-height // BLOCK), -(-width // BLOCK)
 
 
+def stamp_size(height: int, width: int) -> int:
+    """Entries of `GameState.age_stamp`: one per block plus the empty block, or 1 for a board read whole."""
+    if board_layout(height, width)[2]:
+        return 1
+    rows, cols = block_counts(height, width)
+    return rows * cols + 1
+
+
 def to_board(grid: jax.Array, height: int, width: int) -> jax.Array:
     """An [..., H, W] grid in the board layout of `board_layout` (zeros around; whole-grid: set-up only)."""
     rows, cols, _ = board_layout(height, width)

@@ -11,7 +11,7 @@ import numpy as np
 
 from jaxms.game.blocks import new_lists
 from jaxms.game.boats import empty_boats
-from jaxms.game.grid import block_counts, board_info, board_layout, hash_bits, to_board
+from jaxms.game.grid import board_info, hash_bits, stamp_size, to_board
 from jaxms.game.rules import Difficulty, PlayerKind, Rules
 from jaxms.game.state import GameState, MapArrays, map_arrays
 from jaxms.maps import GameMap
@@ -131,15 +131,13 @@ def make_game(key: jax.Array, arrays: MapArrays, kind: jax.Array, centres: jax.A
     phase = jax.random.randint(keys[1], (num_slots,), 0, 1 << 30) % rate
     uniform = partial(jax.random.uniform, shape=(num_slots,))
     zeros_pp = jnp.zeros((num_slots, num_slots), jnp.float32)
-    _, _, whole = board_layout(height, width)
-    blocks = 1 if whole else int(np.prod(block_counts(height, width))) + 1
     board = to_board(owner, height, width)
     info = to_board(board_info(arrays.land, arrays.terrain), height, width)
     lists = new_lists(board, info, height, width, rules.conquest_substeps)
     return GameState(
         board_owner=board,
         board_info=info,
-        age_stamp=jnp.zeros(blocks, jnp.int32),
+        age_stamp=jnp.zeros(stamp_size(height, width), jnp.int32),
         block_lists=lists.ids,
         block_counts=lists.count,
         block_tags=lists.tags,
