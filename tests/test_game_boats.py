@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from benchmarks.bench_boats import exact_distances
 from jaxms import game, load_map
 from jaxms.game import boats
+from jaxms.game.bots import scripted_bots
 from jaxms.maps.types import GameMap
 from tests.reference.engine import ReferenceGame
 
@@ -53,6 +54,27 @@ def test_map_tables():
     shore = np.asarray(ARRAYS.shore)
     assert shore[16, 17] and shore[16, 30] and not shore[16, 10]
     assert set(np.unique(np.asarray(ARRAYS.water_body))) == {0, 1}
+
+
+def test_a_map_without_water_compiles_boats_out_and_plays_the_same():
+    """`MapArrays.water` False (no shore) leaves the boat phases out of the program: the games are those of
+    the same map with them compiled in (bots decide, nations roll their random boats), and a boat order
+    is dropped at the tick's end as a launch with no shore would drop it."""
+    plains = game.map_arrays(load_map("plains_32"))
+    assert ARRAYS.water and not plains.water
+    start = game.new_game(jax.random.key(3), plains, ["human", "tribe", "tribe", "nation", "nation"])
+    start = boats.order_boat(start, 1, 5 * 32 + 5, 100.0)
+    for player in range(1, 6):
+        start = game.launch_attack(start, player, 0, 0.4 * start.troops[player])
+    run_ticks = jax.jit(game.run_ticks, static_argnums=(2,), static_argnames=("bots",))
+    without = run_ticks(start, plains, 150, bots=scripted_bots)
+    compiled_in = run_ticks(start, plains.replace(water=True), 150, bots=scripted_bots)
+    assert int(without.tick) == 150 and float(without.boat_order_troops.sum()) == 0.0
+    data = lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x  # noqa: E731
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(without), jax.tree.leaves(compiled_in),
+                            strict=True):
+        name = jax.tree_util.keystr(path)
+        np.testing.assert_array_equal(np.asarray(data(a)), np.asarray(data(b)), err_msg=name)
 
 
 def test_launch_travel_and_landing():

@@ -206,6 +206,9 @@ class TerritoryEnv:
             per_map.append(map_arrays(game_map, self.rules))
             centres.append(fixed)
             distances.append(spawn_distance(game_map.num_land_tiles, self.num_players, self.rules))
+        # One program for the pool: boats are compiled in if any of its maps has water.
+        water = any(arrays.water for arrays in per_map)
+        per_map = [arrays.replace(water=water) for arrays in per_map]
         return EnvMaps(arrays=jax.tree.map(lambda *leaves: jnp.stack(leaves), *per_map),
                        centres=jnp.asarray(np.stack(centres)),
                        spawn_distance=jnp.asarray(distances, jnp.int32))
@@ -350,9 +353,9 @@ class TerritoryEnv:
 
     def _directions(self, game: GameState, arrays: MapArrays):
         """(targets, legal, centre, landings) of the agent's directions, boats included unless the config
-        keeps the agent on land (`agent_boats`: no landing is searched)."""
+        keeps the agent on land (`agent_boats`) or the map has no water: then no landing is searched."""
         targets, legal, centre = direction_targets(game, arrays, AGENT)
-        if not self.config.agent_boats:
+        if not (self.config.agent_boats and arrays.water):
             return targets, legal, centre, jnp.full((NUM_DIRECTIONS,), -1, jnp.int32)
         landings, targets, legal = boat_landings(game, arrays, targets, legal, centre, AGENT)
         return targets, legal, centre, landings

@@ -292,10 +292,12 @@ def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Ru
     nation_boat = nation_fires_on_player & under_attack & revenge_by_boat
     wanted = (tribe_boat | nation_boat | random_boat) & free_boat & (troops >= 5.0)
     retaliate = jnp.where(tribe_boat | nation_boat, biggest_attacker, 0)
-    landing, found = cond_any(
-        wanted.any(), _boat_landings,
-        lambda s, a, k, c, r: (jnp.full(num_slots, -1, jnp.int32), jnp.zeros(num_slots, jnp.bool_)),
-        state, arrays, boat_key, contacts, retaliate)
+    def no_landing(*_):
+        return jnp.full(num_slots, -1, jnp.int32), jnp.zeros(num_slots, jnp.bool_)
+
+    # A map without water has no landing to search (compiled out: MapArrays.water).
+    landing, found = (cond_any(wanted.any(), _boat_landings, no_landing, state, arrays, boat_key, contacts,
+                               retaliate) if arrays.water else no_landing())
     # A boat replaces the land attack it stands for only when a landing tile was found, so a map without
     # water plays exactly as before boats existed (the engine's nation would also skip its turn there).
     boating = wanted & found

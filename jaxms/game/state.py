@@ -35,6 +35,9 @@ class MapArrays:
     # (4-adjacent water tiles of one body on both sides; the body crossing most, 0: none).
     block_right: jax.Array  # uint8[Hc, Wc]
     block_down: jax.Array  # uint8[Hc, Wc]
+    # Static: whether a boat can ever sail here (some shore touches a water body). A map without water
+    # compiles the boat phases out (exact: no launch could find a shore) and cuts the tick's compile time.
+    water: bool = struct.field(pytree_node=False, default=True)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -67,6 +70,7 @@ def map_arrays(game_map: GameMap, rules: Rules = Rules()) -> MapArrays:
         water_body=jnp.asarray(water_body),
         block_right=jnp.asarray(block_right),
         block_down=jnp.asarray(block_down),
+        water=bool((water_body[shore] > 0).any()),
     )
 
 
