@@ -11,11 +11,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ["JAX_PLATFORMS"] = "cpu"
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
-# XLA's default CPU flags, the programs users run. Compile-time flags were tried and dropped (2026-12-02,
-# 2-core EPYC): --xla_cpu_use_fusion_emitters=false with --xla_llvm_disable_expensive_passes=true compiles
-# a multi-scale env step in 4.3-4.9 s instead of 7.6-8.3 s, but runs a small map's tick 2x slower
-# (continents_96: 0.79 vs 0.38 ms), and the whole suite took as long (learning smoke tests 91 vs 59 s);
-# --xla_backend_optimization_level=0 made the suite slower still and changed float results.
+# Most of the suite's time is XLA compiling small programs, not running them. XLA's older CPU loop emitters
+# and LLVM without its expensive passes compile the env's step ~35% faster and compute the same bits
+# (test_golden's hashes are unchanged); programs run slower with them (a small map's tick 2x), so only the
+# tests (and the notebooks and command-line runs they start, which inherit this environment) use them.
+# Cold suite on the 2-core EPYC (2026-12-02): 17:40 with them, 20:26 without; with
+# --xla_backend_optimization_level=0 as well, 24:38 and two tests' floats changed.
+TEST_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false", "--xla_llvm_disable_expensive_passes=true")
+os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), *TEST_XLA_FLAGS]).strip()
 
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402

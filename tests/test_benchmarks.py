@@ -114,3 +114,17 @@ def test_device_suite_names_results_by_device_and_spends_its_budget(tmp_path, mo
     rows, json_path = device_suite.main(["--smoke", "--budget-s", "0", "--out-dir", str(tmp_path)])
     assert rows and all(r["skipped"] == "time budget 0 s" for r in rows)
     assert json.loads(json_path.read_text())["rows"] == rows
+
+
+def test_profile_self_times_leave_out_nested_ops():
+    """profile_tick's self time: a loop's own time is its span less the ops inside it (nested intervals)."""
+    from types import SimpleNamespace
+
+    from benchmarks.profile_tick import self_times
+
+    event = lambda name, start, length: SimpleNamespace(name=name, start_ns=start, duration_ns=length)  # noqa: E731
+    events = [event("while.1", 0, 100), event("fusion.2", 10, 30), event("copy.3", 50, 20),
+              event("fusion.2", 200, 5), event("while.1", 300, 10)]
+    own, calls = self_times(events)
+    assert own == {"while.1": 100 - 30 - 20 + 10, "fusion.2": 35, "copy.3": 20}
+    assert calls == {"while.1": 2, "fusion.2": 2, "copy.3": 1}
