@@ -25,10 +25,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from benchmarks.common import RESULTS_DIR, machine_description
 from jaxms import game, load_map
 from jaxms.game.bots import scripted_bots
 
-RESULTS = Path(__file__).resolve().parent / "results" / "profile_tick"
+RESULTS = RESULTS_DIR / "profile_tick"
 
 
 def warmed_games(map_name: str, tribes: int, envs: int, warmup: int):
@@ -93,7 +94,8 @@ def profile(args) -> dict:
     top = sorted(per_tick, key=per_tick.get, reverse=True)[: args.top]
     return {
         "map": args.map, "tribes": args.tribes, "envs": args.envs, "ticks": args.ticks, "warmup": args.warmup,
-        "device": jax.devices()[0].device_kind, "wall_ms_per_tick_untraced": round(wall_ms, 3),
+        "device": jax.devices()[0].device_kind, "machine": machine_description(),
+        "wall_ms_per_tick_untraced": round(wall_ms, 3),
         "traced_ms_per_tick": round(sum(per_tick.values()), 3),
         "ops_per_tick": round(sum(calls.values()) / args.ticks, 1),
         "agent_tiles": int(np.asarray(games.tiles[:, 1]).mean()),
