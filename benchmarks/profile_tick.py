@@ -107,7 +107,8 @@ def profile(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_tick", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--map", default="continents_1024", help="map spec (jaxms.load_map)")
     parser.add_argument("--tribes", type=int, default=10)
     parser.add_argument("--envs", type=int, default=1, help="games vmapped together")
