@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from minimal_observer import MinimalObserver
+from pytrees import leaves
 
 from jaxms import game, load_map
 from jaxms.env import DIRECTION_NAMES, NUM_ACTIONS, check_action, make_env
@@ -172,12 +173,6 @@ def test_rank_reward_option():
     _, _, reward, *_ = jax.jit(env.step)(jax.random.key(0), state, action("WAIT"), env.default_params)
     rank = float(stats.rank(state.game, 1))
     assert 0.0 <= float(reward) <= float(env.default_params.rank_scale) and 1 <= rank <= 3
-
-
-def leaves(tree) -> list[np.ndarray]:
-    """Every array of a pytree as numpy (PRNG keys as their raw bits)."""
-    as_data = lambda x: jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x  # noqa: E731
-    return [np.asarray(as_data(x)) for x in jax.tree.leaves(tree)]
 
 
 def test_same_key_same_episode_and_vmap_matches_single_envs():

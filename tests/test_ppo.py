@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from minimal_observer import MinimalObserver
+from pytrees import leaves
 
 from jaxms.checkpoint import Checkpointer
 from jaxms.env import make_env
@@ -166,11 +167,6 @@ def test_learning_smoke_a_timed_game_on_a_small_map():
         shares.append(np.nansum(np.asarray(metrics["episode_land_share"]) * done) / max(done.sum(), 1))
     assert len(shares) == 10 and shares[0] < 0.3, shares
     assert np.mean(shares[-2:]) > shares[0] + 0.25, shares
-
-
-def leaves(tree):
-    to_data = lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x  # noqa: E731
-    return [np.asarray(to_data(x)) for x in jax.tree.leaves(tree)]
 
 
 def test_a_resumed_run_continues_bit_for_bit(tmp_path, tiny_run):

@@ -242,7 +242,11 @@ def _land(state: GameState, rules: Rules) -> GameState:
 def launch_boats(state: GameState, arrays: MapArrays) -> GameState:
     """Launch this tick's boat orders (see the module docstring); skipped unless a boat was ordered."""
     ordering = (state.boat_order_troops >= 1.0) & state.alive
-    state = cond_any(ordering.any(), _launch, lambda s, a: s, state, arrays)
+    return _clear_orders(cond_any(ordering.any(), _launch, lambda s, a: s, state, arrays))
+
+
+def _clear_orders(state: GameState) -> GameState:
+    """The tick's boat orders dropped (launched or not, an order lasts one tick)."""
     return state.replace(boat_order_troops=jnp.zeros_like(state.boat_order_troops),
                          boat_order_dst=jnp.full_like(state.boat_order_dst, -1))
 
@@ -282,5 +286,8 @@ def _launch(state: GameState, arrays: MapArrays) -> GameState:
 
 
 def step_boats(state: GameState, arrays: MapArrays, rules: Rules) -> GameState:
-    """A tick's boat work, at its end: arrivals land, then this tick's orders launch."""
+    """A tick's boat work, at its end: arrivals land, then this tick's orders launch. On a map without water
+    (`MapArrays.water`, static) nothing can sail: only the orders are dropped, with no boat code compiled."""
+    if not arrays.water:
+        return _clear_orders(state)
     return launch_boats(land_boats(state, arrays, rules), arrays)

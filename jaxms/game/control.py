@@ -88,4 +88,3 @@ def _loop_bound_vmap(axis_size, in_batched, count):
     del axis_size
     (batched,) = in_batched
     return (jnp.max(count) if batched else count), False
-

@@ -249,11 +249,7 @@ def tick(state: GameState, arrays: MapArrays, rules: Rules = Rules(), bots: Poli
     state = conquer(state, arrays, rules, conquest_key)
     state = capture_structures(state)
     state = launch_orders(state)
-    if arrays.water:
-        state = step_boats(state, arrays, rules)
-    else:  # no shore to sail from: a boat order is void (dropped at the tick's end, as a launch would)
-        state = state.replace(boat_order_troops=jnp.zeros_like(state.boat_order_troops),
-                              boat_order_dst=jnp.full_like(state.boat_order_dst, -1))
+    state = step_boats(state, arrays, rules)
     incoming = state.attacks[1:, :].sum(axis=0)
     return state.replace(tick=state.tick + 1, key=key, incoming=incoming)
 
