@@ -22,7 +22,8 @@ from jaxms.game.blocks import border_tiles
 from jaxms.game.bots import border_contacts, border_contacts_dense, scripted_bots, state_contacts
 from jaxms.game.grid import BLOCK
 
-MAPS = {name: load_map(name) for name in ("continents_192_s4", "islands_256x160_s2")}
+# One shape for both maps (the map is an argument of the compiled ticks): one compile serves both.
+MAPS = {name: load_map(name) for name in ("continents_192_s4", "islands_192_s2")}
 ARRAYS = {name: game.map_arrays(m) for name, m in MAPS.items()}
 TICKS, EVERY = 300, 50
 
