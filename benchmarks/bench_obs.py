@@ -44,9 +44,9 @@ TARGET_OBS_VS_TICK = 0.5
 TARGET_MULTI_VS_SINGLE = 2.0
 
 
-def mid_game(size: int, ticks: int) -> tuple[game.GameState, game.MapArrays]:
-    """The agent and 10 tribes on continents_<size>, everyone expanding, after `ticks` ticks."""
-    arrays = game.map_arrays(load_map(f"continents_{size}"))
+def mid_game(size: int, ticks: int, family: str = "continents") -> tuple[game.GameState, game.MapArrays]:
+    """The agent and 10 tribes on <family>_<size>, everyone expanding, after `ticks` ticks."""
+    arrays = game.map_arrays(load_map(f"{family}_{size}"))
     state = game.new_game(jax.random.key(0), arrays, ["human"] + ["tribe"] * 10)
     for player in range(1, state.num_players + 1):
         state = game.launch_attack(state, player, 0, 0.5 * state.troops[player])
@@ -113,7 +113,7 @@ def pooled_box_centre(owner: jax.Array, config: ObsConfig) -> jax.Array:
 
 def bench_size(size: int, n_envs_list: list[int], args) -> list[dict]:
     ticks = max(10, round(args.warmup_ticks * min(1.0, (1024 / size) ** 2)))
-    state, arrays = mid_game(size, ticks)
+    state, arrays = mid_game(size, ticks, getattr(args, "family", "continents"))
     mask = jnp.ones(NUM_ACTIONS, bool)
     sized_for = 1024 if args.config == "default" else size  # "default": the 1024x1024 sizes on every map
     configs = {mode: ObsConfig.for_map(sized_for, sized_for, mode) for mode in ("single", "multi")}
@@ -173,6 +173,8 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--warmup-ticks", type=int, default=100, help="ticks before timing, up to 1024x1024")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--family", default="continents", choices=["continents", "plains", "islands"],
+                        help="built-in map generator (maps are <family>_<size>)")
     parser.add_argument("--config", choices=["preset", "default"], default="preset",
                         help="views by ObsConfig.for_map for each map (preset) or its 1024x1024 sizes, "
                         "128 / 256->128 / 64, on every map (default)")
