@@ -138,12 +138,11 @@ def test_actions_in_words():
 
 @pytest.fixture(scope="module")
 def episode():
-    """A random game on plains_64 (no water: the boat phases compile out) against 3 tribes, with a time
-    limit of 8 steps (recording up to 12)."""
+    """A random game on continents_64 against 3 tribes, with a time limit of 8 steps (recording up to 12)."""
     from jaxms.env import make_env
     from jaxms.play import random_policy
 
-    env = make_env("plains_64", num_bots=3, reset_pool_size=4)
+    env = make_env("continents_64", num_bots=3, reset_pool_size=4)
     params = env.default_params.replace(max_steps=jnp.int32(8))  # a number in the params: no recompile
     return record_episode(env, params, random_policy, jax.random.key(3), max_steps=12)
 
