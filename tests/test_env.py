@@ -168,11 +168,17 @@ def test_the_default_reward_is_the_scaled_change_in_land_share():
 
 
 def test_rank_reward_option():
-    env = make_env(PLAINS, num_bots=2, reward="rank", reset_pool_size=1, observer=MinimalObserver())
-    _, state = jax.jit(env.reset)(jax.random.key(0), env.default_params)
-    _, _, reward, *_ = jax.jit(env.step)(jax.random.key(0), state, action("WAIT"), env.default_params)
+    """The step's `outcome` seam with reward="rank" (ENV's settings otherwise: its pool's reset program is
+    ENV's, served by the compilation cache, and only the outcome compiles)."""
+    env = make_env(PLAINS, num_bots=2, max_steps=5, reset_pool_size=4, reward="rank",
+                   observer=MinimalObserver())
+    params = env.default_params
+    state = alone_in_the_middle()
+    outcome = jax.jit(lambda before, after: env.outcome(before, after, env.map_arrays(params), 1, params))
+    reward, terminated, _, info = outcome(state.game, state.game)
     rank = float(stats.rank(state.game, 1))
-    assert 0.0 <= float(reward) <= float(env.default_params.rank_scale) and 1 <= rank <= 3
+    assert rank == 1.0 == float(info["rank"]) and not bool(terminated)  # the agent holds the most land
+    assert float(reward) == pytest.approx(float(params.rank_scale))  # first of 3: the whole rank scale
 
 
 def test_same_key_same_episode_and_vmap_matches_single_envs():
