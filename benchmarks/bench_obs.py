@@ -39,6 +39,7 @@ from jaxms.env.contract import AGENT, NUM_ACTIONS, ObsConfig
 from jaxms.env.observe import Observer
 from jaxms.env.views import box_argmax, fit_plans, pool_sums
 from jaxms.game.bots import scripted_bots
+from jaxms.maps.procedural import GENERATORS
 
 TARGET_OBS_VS_TICK = 0.5
 TARGET_MULTI_VS_SINGLE = 2.0
@@ -113,7 +114,7 @@ def pooled_box_centre(owner: jax.Array, config: ObsConfig) -> jax.Array:
 
 def bench_size(size: int, n_envs_list: list[int], args) -> list[dict]:
     ticks = max(10, round(args.warmup_ticks * min(1.0, (1024 / size) ** 2)))
-    state, arrays = mid_game(size, ticks, getattr(args, "family", "continents"))
+    state, arrays = mid_game(size, ticks, args.family)
     mask = jnp.ones(NUM_ACTIONS, bool)
     sized_for = 1024 if args.config == "default" else size  # "default": the 1024x1024 sizes on every map
     configs = {mode: ObsConfig.for_map(sized_for, sized_for, mode) for mode in ("single", "multi")}
@@ -173,7 +174,7 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--warmup-ticks", type=int, default=100, help="ticks before timing, up to 1024x1024")
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--family", default="continents", choices=["continents", "plains", "islands"],
+    parser.add_argument("--family", default="continents", choices=list(GENERATORS),
                         help="built-in map generator (maps are <family>_<size>)")
     parser.add_argument("--config", choices=["preset", "default"], default="preset",
                         help="views by ObsConfig.for_map for each map (preset) or its 1024x1024 sizes, "

@@ -70,6 +70,7 @@ from tqdm import tqdm
 
 from benchmarks.common import call_times, write_results
 from jaxms.config import TrainConfig, resolve
+from jaxms.maps.procedural import GENERATORS
 from jaxms.ppo import log_prob, make_train
 from jaxms.ppo.parallel import device_count, device_mesh, make_parallel_train
 from jaxms.run import build_run, detect_device
@@ -412,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024], help="map sizes (square)")
     parser.add_argument("--obs", nargs="+", default=["single", "multi"], choices=["single", "multi"])
-    parser.add_argument("--family", default="continents", choices=["continents", "plains", "islands"],
+    parser.add_argument("--family", default="continents", choices=list(GENERATORS),
                         help="built-in map generator (maps are <family>_<size>)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--settings", choices=["quick", "train"], default=None,
