@@ -511,16 +511,17 @@ def _across_edges(tiles: _Tiles, lost: jax.Array, num_rows: int, cols: int
 
 class ListUpdate(NamedTuple):
     """Where a round's take records blocks (`take_tiles`): the next tick's border list (row `border_row`,
-    tag `border_tag`) and, unless the round is the tick's last, the next round's list (`next_row`,
-    `next_tag`). See game/blocks.py."""
+    tag `border_tag`) and, where `next_live` (not on the tick's last round), the next round's list
+    (`next_row`, `next_tag`). See game/blocks.py."""
 
     border_row: jax.Array
     border_tag: jax.Array
     next_row: jax.Array | None = None
     next_tag: jax.Array | None = None
+    next_live: jax.Array | bool = True
 
 
-def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules, first_round: bool,
+def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules, first_round: jax.Array,
                lists: BlockLists | None = None, update: ListUpdate | None = None
                ) -> tuple[Board, jax.Array, BlockLists | None]:
     """Every frontier tile is taken with its bin's probability (the boundary bin's tiles at random).
@@ -530,7 +531,7 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
     unmark the tiles they take.
     Args:
         takes: float32[P + 1, P + 1, 1344], tiles to take per (attacker, target, sorted bin) (`plan_takes`).
-        first_round: this is the tick's first round.
+        first_round: this is the tick's first round (bool[], may be traced).
         lists, update: on a board read by blocks, the state's block lists and where to record the blocks
             where tiles changed hands and their neighbours across the changed edges (the next tick's border
             list) and the blocks the next round reads (those with a frontier now, and the same neighbours).
@@ -541,6 +542,7 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
         (None for a board read whole).
     """
     num_slots = frontier.live.shape[0]
+    first_round = jnp.asarray(first_round)
     halves = board.cover_halves
     off_frontier = _off_frontier(board, num_slots)
     takes, counts = takes.ravel(), frontier.counts.ravel()
@@ -569,12 +571,12 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
         off = num_slots * num_slots * halves * NUM_TERRAIN
         taken = taken.at[jnp.where(pair >= 0, pair * NUM_TERRAIN + terrain, off)].add(1, mode="drop")
         flat = info.ravel()
-        if first_round:  # bit 7 is clear on every tile at a tick's start
-            kept = (segment < off_frontier) & (pair < 0)
-            flat = flat.at[jnp.where(kept, place, flat.size)].add(jnp.uint8(INFO_FRONTIER), mode="drop")
-        else:
-            flat = flat.at[jnp.where(pair >= 0, place, flat.size)].apply(
-                lambda v: v & ~jnp.uint8(INFO_FRONTIER), mode="drop")
+        # Bit 7 is clear on every tile at a tick's start. (Both writes are made, each on no tile in the
+        # rounds it does not apply to: the rounds are one loop.)
+        kept = (segment < off_frontier) & (pair < 0) & first_round
+        flat = flat.at[jnp.where(kept, place, flat.size)].add(jnp.uint8(INFO_FRONTIER), mode="drop")
+        flat = flat.at[jnp.where((pair >= 0) & ~first_round, place, flat.size)].apply(
+            lambda v: v & ~jnp.uint8(INFO_FRONTIER), mode="drop")
         return owner, flat.reshape(info.shape), taken, pair
 
     taken = jnp.zeros(num_slots * num_slots * halves * NUM_TERRAIN, jnp.int32)
@@ -600,7 +602,8 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
             if update.next_row is not None:
                 on = _windows(segment < off_frontier).any(axis=(1, 2))
                 for candidates, wanted in [(tiles.ids, on), *edges]:
-                    lists = lists.append(update.next_row, 1, update.next_tag, candidates, wanted)
+                    lists = lists.append(update.next_row, 1, update.next_tag, candidates,
+                                         wanted & update.next_live)
             return owner, info, taken, lists
 
         # The first chunks' frontiers were kept by `frontier_histogram`; later ones (a round reading more
@@ -616,7 +619,7 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
     return board._replace(owner=owner, info=info), taken, lists
 
 
-def age_frontier(board: Board, first: Frontier, lists: BlockLists | None = None,
+def age_frontier(board: Board, first_blocks: Listed | None, lists: BlockLists | None = None,
                  update: ListUpdate | None = None) -> tuple[Board, BlockLists | None]:
     """The tick's end: tiles marked on the first round's frontier (bit 7, kept by their owner) grow one tick
     older (up to 15), every other tile of the blocks read in that round restarts at 0, and the marks are
@@ -635,7 +638,7 @@ def age_frontier(board: Board, first: Frontier, lists: BlockLists | None = None,
 
     def age_chunk(step, carry):
         info, stamp, lists = carry
-        tiles = _chunk(board, lists.ids, first.blocks, step)
+        tiles = _chunk(board, lists.ids, first_blocks, step)
         owner, window = _read(board._replace(info=info, stamp=stamp), tiles, step >= 0)
         land = (window & _TERRAIN_BITS) > 0  # only the blocks' own tiles (`_read`: 0 on the border)
         info = info.ravel().at[jnp.where(land, tiles.place, info.size)].set(aged(window), mode="drop")
@@ -650,7 +653,7 @@ def age_frontier(board: Board, first: Frontier, lists: BlockLists | None = None,
         lists = lists.append(update.border_row, 0, update.border_tag, tiles.ids, border)
         return info.reshape(board.info.shape), stamp.at[tiles.ids].set(board.now + 1), lists
 
-    info, stamp, lists = jax.lax.fori_loop(0, first.blocks.num_chunks, age_chunk,
+    info, stamp, lists = jax.lax.fori_loop(0, first_blocks.num_chunks, age_chunk,
                                            (board.info, board.stamp, lists))
     return board._replace(info=info, stamp=stamp), lists
 
@@ -719,7 +722,7 @@ def _exclusive_cumsum(x: jax.Array) -> jax.Array:
 
 
 def plan_takes(counts: jax.Array, budget: jax.Array, attack_troops: jax.Array, cost: jax.Array,
-               attacker_loss: jax.Array, rules: Rules, final_round: bool = True) -> jax.Array:
+               attacker_loss: jax.Array, rules: Rules, final_round: jax.Array | bool = True) -> jax.Array:
     """How many tiles of each priority bin every attack takes this round (float32[P + 1, P + 1, 1344]).
 
     Tiles go in bin order while budget remains and while the attack has at least one troop before the tile.
@@ -737,7 +740,6 @@ def plan_takes(counts: jax.Array, budget: jax.Array, attack_troops: jax.Array, c
     group = min(PLAN_PAIRS, num_pairs)
     pairs, num_groups = compact(budget.ravel() > 0, group)  # no budget, nothing taken
     terrain = jnp.asarray(_priority_tables(rules)[1])
-    rounding = jnp.ceil if final_round else jnp.floor
 
     def by_bin(values):  # [pairs, 3] -> [pairs, 1344] by each bin's terrain (selects: a gather is slow here)
         return jnp.where(terrain == 0, values[:, :1], jnp.where(terrain == 1, values[:, 1:2], values[:, 2:]))
@@ -761,7 +763,8 @@ def plan_takes(counts: jax.Array, budget: jax.Array, attack_troops: jax.Array, c
         cost_before, loss_before = _exclusive_cumsum(jnp.stack([n * bin_cost, n * bin_loss]))
         budget_left = rows(budget) - cost_before
         troops_left = rows(attack_troops) - loss_before
-        by_budget = rounding(budget_left / jnp.maximum(bin_cost, 1e-6))
+        by_budget = budget_left / jnp.maximum(bin_cost, 1e-6)
+        by_budget = jnp.where(final_round, jnp.ceil(by_budget), jnp.floor(by_budget))
         by_troops = jnp.floor((troops_left - 1.0) / jnp.maximum(bin_loss, 1e-6)) + 1.0
         by_troops = jnp.where(bin_loss > 0, by_troops, jnp.inf)
         planned = jnp.minimum(jnp.minimum(by_budget, by_troops), n)

@@ -111,9 +111,10 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
     )
 
     num_slots = state.troops.shape[0]
+    num_rounds = rules.conquest_substeps
     live = (state.attacks > 0) & (state.retreat_timer == 0) & state.alive[:, None]
     jitter_key, seeds_key = jax.random.split(key)
-    seeds = jax.random.bits(seeds_key, (rules.conquest_substeps, 2), jnp.uint32)
+    seeds = jax.random.bits(seeds_key, (num_rounds, 2), jnp.uint32)
     jitter = jax.random.randint(jitter_key, live.shape, 0, rules.budget_jitter_max + 1).astype(jnp.float32)
 
     # Rounds read and write only the blocks of the map where a frontier may be (see game/conquest.py), on
@@ -125,46 +126,51 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
         board = cover_board(board, state.structure_pos, state.structure_owner, active_defense_posts(state),
                             rules.defense_post_radius)
     focus = state.focus[AGENT] if state.focus.shape[0] > AGENT else None
-    troops, tiles, attacks = state.troops, state.tiles, state.attacks
-    taken_total = jnp.zeros(live.shape, jnp.float32)
     # On a board read by blocks, round 0 reads this tick's border list and every round records the blocks
     # the next reads and the next tick's border list (game/blocks.py); a board read whole has no lists.
-    lists, blocks, update = None, None, None
+    lists, blocks, border_row, tag = None, None, None, None
     if not board.whole:
         lists = state_lists(state)
         parity = state.tick % BORDER_ROWS
         border_row = BORDER_ROWS - 1 - parity
         lists = lists._replace(count=lists.count.at[border_row].set(0))
         blocks = listed(lists, parity)
-    for round_index in range(rules.conquest_substeps):
+        tag = partial(list_tag, state.tick, num_rounds)
+    first_blocks = blocks  # the blocks of the tick's first frontier, aged at its end
+
+    def one_round(round_index, carry):
+        """Round `round_index` (traced: the rounds are one loop, compiled once) of the tick's conquest."""
+        grids, lists, blocks, troops, tiles, attacks, budget_left, budget_frontier, taken_total = carry
+        board = start_board._replace(owner=grids[0], info=grids[1], stamp=grids[2])  # (static fields kept)
+        first, last = round_index == 0, round_index == num_rounds - 1
         conquering = live & (attacks >= 1.0)
-        last = round_index == rules.conquest_substeps - 1
+        update = None
         if lists is not None:
-            next_row = None if last else BORDER_ROWS + round_index % ROUND_ROWS
-            tag = partial(list_tag, state.tick, rules.conquest_substeps)
-            update = ListUpdate(border_row, tag(), next_row, None if last else tag(round_index + 1))
-            if next_row is not None:
-                lists = lists._replace(count=lists.count.at[next_row].set(0))
+            # Rounds before the last record the blocks the next one reads (rows 2 and up); the last records
+            # none (its row index is clamped, and nothing is written there).
+            next_row = jnp.minimum(BORDER_ROWS + round_index % ROUND_ROWS, lists.count.shape[0] - 1)
+            update = ListUpdate(border_row, tag(), next_row, tag(round_index + 1), ~last)
+            lists = lists._replace(count=lists.count.at[next_row].set(
+                jnp.where(last, lists.count[next_row], 0)))
         found = frontier_histogram(board, lists, blocks, conquering, seeds[round_index], rules, focus)
         frontier = found.tiles.astype(jnp.float32)  # B: distinct frontier tiles per pair
         cost, attacker_loss, defender_loss = pair_tile_values(attacks, troops, tiles, state.kind, rules)
-        if round_index == 0:
-            # The budget comes from the frontier at the tick's start; the tiles on it age (older go first).
-            first = found
-            budget_frontier = frontier
-            ratio = jnp.clip(10.0 * attacks / jnp.maximum(troops[None, :], 1e-6),
-                             *rules.player_budget_ratio_clamp)
-            to_unowned = (jnp.arange(num_slots) == 0)[None, :]
-            budget_left = jnp.where(to_unowned, rules.unowned_budget_factor,
-                                    ratio * rules.player_budget_factor) * (frontier + jitter)
-        share = budget_left / (rules.conquest_substeps - round_index)
+        # The budget comes from the frontier at the tick's start; the tiles on it age (older go first).
+        ratio = jnp.clip(10.0 * attacks / jnp.maximum(troops[None, :], 1e-6),
+                         *rules.player_budget_ratio_clamp)
+        to_unowned = (jnp.arange(num_slots) == 0)[None, :]
+        budget = jnp.where(to_unowned, rules.unowned_budget_factor,
+                           ratio * rules.player_budget_factor) * (frontier + jitter)
+        budget_left = jnp.where(first, budget, budget_left)
+        budget_frontier = jnp.where(first, frontier, budget_frontier)
+        share = budget_left / (num_rounds - round_index)
         takes = plan_takes(found.counts, jnp.where(conquering, share, 0.0), attacks, cost, attacker_loss,
                            rules, final_round=last)
         # Take them: `taken` counts exactly the tiles that changed hands, per (attacker, target, cost class:
         # the terrain, and whether a defense post covers the tile).
-        board, taken, lists = take_tiles(board, found, takes, rules, round_index == 0, lists, update)
-        if lists is not None and not last:
-            blocks = listed(lists, update.next_row)
+        board, taken, lists = take_tiles(board, found, takes, rules, first, lists, update)
+        if lists is not None:
+            blocks = listed(lists, update.next_row)  # (unread after the last round)
         taken_pairs = taken.sum(axis=-1)
         budget_left = budget_left - charged(taken, cost, rules.defense_post_cost_factor)
         attacks = jnp.maximum(attacks - charged(taken, attacker_loss, rules.defense_post_loss_factor), 0.0)
@@ -172,7 +178,16 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
         troops = jnp.maximum(troops - defender_losses.at[0].set(0.0), 0.0)
         tiles = (tiles + taken_pairs.sum(axis=1).astype(jnp.int32)
                  - taken_pairs.sum(axis=0).astype(jnp.int32))
-        taken_total = taken_total + taken_pairs
+        return ((board.owner, board.info, board.stamp), lists, blocks, troops, tiles, attacks, budget_left,
+                budget_frontier, taken_total + taken_pairs)
+
+    start_board = board
+    zeros = jnp.zeros(live.shape, jnp.float32)
+    carry = ((board.owner, board.info, board.stamp), lists, blocks, state.troops, state.tiles, state.attacks,
+             zeros, zeros, zeros)
+    grids, lists, _, troops, tiles, attacks, _, budget_frontier, taken_total = jax.lax.fori_loop(
+        0, num_rounds, one_round, carry)
+    board = start_board._replace(owner=grids[0], info=grids[1], stamp=grids[2])
 
     # An attack with no frontier at the tick's start has nothing to take: its troops go home.
     finished = live & (budget_frontier == 0)
@@ -180,7 +195,8 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
     # An attack under one troop is spent.
     attacks = jnp.where(finished | (attacks < 1.0), 0.0, attacks)
     # Tiles still on a frontier grow one tick older; taken tiles and tiles off every frontier restart.
-    board, lists = age_frontier(board, first, lists, update)
+    board, lists = age_frontier(board, first_blocks, lists, None if lists is None else ListUpdate(
+        border_row, tag()))
     if posts:
         board = uncover_board(board, state.structure_pos, rules.defense_post_radius)
     state = state.replace(board_owner=board.owner, board_info=board.info, age_stamp=board.stamp,
