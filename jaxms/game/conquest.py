@@ -586,14 +586,19 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
     else:
         num_rows, cols = _block_counts(board)
 
-        def take_chunk(step, carry, saved):
+        kept = jnp.minimum(frontier.blocks.num_chunks, SAVED_CHUNKS)
+
+        def take_chunk(step, carry):
             owner, info, taken, lists = carry
             tiles = _chunk(board, lists.ids, frontier.blocks, step)  # (that row is not written here)
-            if saved:
-                segment = frontier.saved[step]
-            else:  # found again, on the board as this round's earlier chunks left it
-                segment = _segments(board._replace(owner=owner, info=info), tiles, frontier.live,
-                                    frontier.seed, step >= 0, frontier.focus, rules.focus_age_bonus)
+            # The first chunks' frontiers were kept by `frontier_histogram`; later ones (a round reading
+            # more than SAVED_CHUNKS chunks) are found again on the board as this round's earlier chunks
+            # left it: reading the round's starting board there would need a copy of the grids (a pass over
+            # the map) on such rounds. (`step` is not batched: a real branch, and `take` compiled once.)
+            segment = jax.lax.cond(
+                step < kept, lambda: frontier.saved[jnp.minimum(step, SAVED_CHUNKS)],
+                lambda: _segments(board._replace(owner=owner, info=info), tiles, frontier.live, frontier.seed,
+                                  step >= 0, frontier.focus, rules.focus_age_bonus))
             owner, info, taken, pair = take(tiles, segment, owner, info, taken, step >= 0)
             lost = pair >= 0
             edges = _across_edges(tiles, lost, num_rows, cols)
@@ -606,15 +611,8 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
                                          wanted & update.next_live)
             return owner, info, taken, lists
 
-        # The first chunks' frontiers were kept by `frontier_histogram`; later ones (a round reading more
-        # than SAVED_CHUNKS chunks) are found again on the board being written: reading the round's
-        # starting board there would need a copy of the grids (a pass over the map) on such rounds.
-        num_chunks = frontier.blocks.num_chunks
-        kept = jnp.minimum(num_chunks, SAVED_CHUNKS)
-        carry = (board.owner, board.info, taken, lists)
-        carry = jax.lax.fori_loop(0, kept, partial(take_chunk, saved=True), carry)
-        owner, info, taken, lists = jax.lax.fori_loop(kept, num_chunks, partial(take_chunk, saved=False),
-                                                      carry)
+        owner, info, taken, lists = jax.lax.fori_loop(0, frontier.blocks.num_chunks, take_chunk,
+                                                      (board.owner, board.info, taken, lists))
     taken = taken.astype(jnp.float32).reshape(num_slots, num_slots, halves * NUM_TERRAIN)
     return board._replace(owner=owner, info=info), taken, lists
 
