@@ -11,16 +11,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ["JAX_PLATFORMS"] = "cpu"
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".jax_cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
-# Most of the suite's time is XLA compiling small programs, not running them. XLA CPU's older loop emitters,
-# LLVM without its expensive passes and at -O2 rather than -O3 compile the env's step faster and compute the
-# same bits (test_golden's hashes are unchanged); programs run slower with them (a small map's tick ~2x), so
-# only the tests (and the notebooks and command-line runs they start, which inherit this environment) use
-# them. Cold suite on the 2-core Intel Xeon (2026-12-03, 387 tests): 10:01 with all three (1,172 CPU-seconds),
-# 11:36 without -O2 (1,361), 13:36-14:19 with the expensive passes off alone; on the 2-core AMD EPYC, 17:40
-# with the first two and 20:26 with XLA's defaults (2026-12-02). -O0 (optimization level 0) changed two
-# tests' floats and ran a tick 5x slower.
-TEST_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false", "--xla_llvm_disable_expensive_passes=true",
-                  "--xla_backend_optimization_level=2")
+# XLA options that compile faster (tests/xla_options.py), for this process and the notebooks and command-line
+# runs it starts, which inherit this environment.
+from xla_options import TEST_XLA_FLAGS  # noqa: E402
+
 os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), *TEST_XLA_FLAGS]).strip()
 
 import pytest  # noqa: E402

@@ -32,7 +32,7 @@ def _free_port() -> int:
 
 
 def _environment(devices: int) -> dict:
-    # The device count joins the test session's XLA flags (conftest.TEST_XLA_FLAGS: quicker compiles).
+    # The device count joins the test session's XLA flags (xla_options.TEST_XLA_FLAGS: quicker compiles).
     flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=flags)
     env["PYTHONPATH"] = os.pathsep.join([str(WORKER.parents[1]), env.get("PYTHONPATH", "")])
