@@ -38,8 +38,10 @@ on their edges may see those takes, as the engine's one-by-one conquest would), 
 round's starting board there would need a copy of the grids. The shape of the code follows XLA's CPU
 backend: gathers are kept out of element-wise loops (they would turn vector code into scalar code),
 results used several times are stored once (`_computed_once`), and pad, cumsum and nonzero are avoided
-(each is several times slower there than what replaces it). Every tile's outcome is the same as when
-computing all tiles of the map at once.
+(each is several times slower there than what replaces it). Each piece is traced once: the rounds of a
+tick are one loop (`loop.conquer`), and so are a round's chunks, whether their frontier was saved or is found
+again (compiling is most of a short run's time). Every tile's outcome is the same as when computing all tiles
+of the map at once.
 """
 
 from __future__ import annotations
