@@ -588,7 +588,7 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
     else:
         num_rows, cols = _block_counts(board)
 
-        kept = jnp.minimum(frontier.blocks.num_chunks, SAVED_CHUNKS)
+        saved_chunks = jnp.minimum(frontier.blocks.num_chunks, SAVED_CHUNKS)
 
         def take_chunk(step, carry):
             owner, info, taken, lists = carry
@@ -598,7 +598,7 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
             # left it: reading the round's starting board there would need a copy of the grids (a pass over
             # the map) on such rounds. (`step` is not batched: a real branch, and `take` compiled once.)
             segment = jax.lax.cond(
-                step < kept, lambda: frontier.saved[jnp.minimum(step, SAVED_CHUNKS)],
+                step < saved_chunks, lambda: frontier.saved[jnp.minimum(step, SAVED_CHUNKS)],
                 lambda: _segments(board._replace(owner=owner, info=info), tiles, frontier.live, frontier.seed,
                                   step >= 0, frontier.focus, rules.focus_age_bonus))
             owner, info, taken, pair = take(tiles, segment, owner, info, taken, step >= 0)

@@ -128,7 +128,7 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
     focus = state.focus[AGENT] if state.focus.shape[0] > AGENT else None
     # On a board read by blocks, round 0 reads this tick's border list and every round records the blocks
     # the next reads and the next tick's border list (game/blocks.py); a board read whole has no lists.
-    lists, blocks, border_row, tag = None, None, None, None
+    lists, blocks, tag, border_update = None, None, None, None
     if not board.whole:
         lists = state_lists(state)
         parity = state.tick % BORDER_ROWS
@@ -136,12 +136,17 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
         lists = lists._replace(count=lists.count.at[border_row].set(0))
         blocks = listed(lists, parity)
         tag = partial(list_tag, state.tick, num_rounds)
+        border_update = ListUpdate(border_row, tag())  # where every round and the ageing record borders
     first_blocks = blocks  # the blocks of the tick's first frontier, aged at its end
+    start_board = board
+
+    def with_grids(grids):  # the board with these grids (its static fields kept: a loop carries arrays only)
+        return start_board._replace(owner=grids[0], info=grids[1], stamp=grids[2])
 
     def one_round(round_index, carry):
         """Round `round_index` (traced: the rounds are one loop, compiled once) of the tick's conquest."""
         grids, lists, blocks, troops, tiles, attacks, budget_left, budget_frontier, taken_total = carry
-        board = start_board._replace(owner=grids[0], info=grids[1], stamp=grids[2])  # (static fields kept)
+        board = with_grids(grids)
         first, last = round_index == 0, round_index == num_rounds - 1
         conquering = live & (attacks >= 1.0)
         update = None
@@ -149,7 +154,7 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
             # Rounds before the last record the blocks the next one reads (rows 2 and up); the last records
             # none (its row index is clamped, and nothing is written there).
             next_row = jnp.minimum(BORDER_ROWS + round_index % ROUND_ROWS, lists.count.shape[0] - 1)
-            update = ListUpdate(border_row, tag(), next_row, tag(round_index + 1), ~last)
+            update = border_update._replace(next_row=next_row, next_tag=tag(round_index + 1), next_live=~last)
             lists = lists._replace(count=lists.count.at[next_row].set(
                 jnp.where(last, lists.count[next_row], 0)))
         found = frontier_histogram(board, lists, blocks, conquering, seeds[round_index], rules, focus)
@@ -181,13 +186,12 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
         return ((board.owner, board.info, board.stamp), lists, blocks, troops, tiles, attacks, budget_left,
                 budget_frontier, taken_total + taken_pairs)
 
-    start_board = board
     zeros = jnp.zeros(live.shape, jnp.float32)
     carry = ((board.owner, board.info, board.stamp), lists, blocks, state.troops, state.tiles, state.attacks,
              zeros, zeros, zeros)
     grids, lists, _, troops, tiles, attacks, _, budget_frontier, taken_total = jax.lax.fori_loop(
         0, num_rounds, one_round, carry)
-    board = start_board._replace(owner=grids[0], info=grids[1], stamp=grids[2])
+    board = with_grids(grids)
 
     # An attack with no frontier at the tick's start has nothing to take: its troops go home.
     finished = live & (budget_frontier == 0)
@@ -195,8 +199,7 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
     # An attack under one troop is spent.
     attacks = jnp.where(finished | (attacks < 1.0), 0.0, attacks)
     # Tiles still on a frontier grow one tick older; taken tiles and tiles off every frontier restart.
-    board, lists = age_frontier(board, first_blocks, lists, None if lists is None else ListUpdate(
-        border_row, tag()))
+    board, lists = age_frontier(board, first_blocks, lists, border_update)
     if posts:
         board = uncover_board(board, state.structure_pos, rules.defense_post_radius)
     state = state.replace(board_owner=board.owner, board_info=board.info, age_stamp=board.stamp,
