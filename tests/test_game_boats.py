@@ -179,14 +179,19 @@ def test_agent_boat_direction():
     assert float(ordered.orders.sum()) == 0  # by boat, not by land
 
 
-def test_boat_crossing_matches_the_reference_engine():
-    # The west island is player 1's, so both engines attack unowned land only from the beachhead (jaxms'
-    # pairwise attack would also push on any other border with unowned land: see game/boats.py).
+def cross_in_both_engines(west_from: int, ticks: int = 60):
+    """Player 1 holds the west island from column `west_from` east and sends 5,000 troops by boat to the east
+    island's unowned shore, in jaxms and in the reference engine. Returns (reference, jaxms state, per-tick
+    tiles of player 1 in each)."""
+    held = np.zeros(LAND.shape, bool)
+    held[:, west_from:24] = True
     ref = ReferenceGame(LAND, np.zeros(LAND.shape, np.uint8), seed=0)
     ref.spawn("human", *SPAWN)
     ref.spawn("human", 40, 16)
-    ref.claim(1, np.pad(LAND[:, :24], ((0, 0), (0, 24))))
-    state = west_island_owned(fresh())
+    ref.claim(1, held)
+    state = fresh()
+    state = game.set_territory(state, np.where(LAND & held, 1, np.asarray(state.owner)), ARRAYS)
+    assert (ref.owner == np.asarray(state.owner)).all()
     ref.players[1].troops = int(state.troops[1])
     ref.launch_boat(1, 30, 16, 5_000)
     state = boats.order_boat(state, 1, LANDING, 5_000)
@@ -195,11 +200,17 @@ def test_boat_crossing_matches_the_reference_engine():
     assert len(ref.boats) == 1 and ref.boats[0].arrive == int(state.boat_arrive[1, 0]) == 14
     assert ref.boats[0].src == int(state.boat_src[1, 0])
     tiles_ref, tiles_jax = [], []
-    for _ in range(60):
+    for _ in range(ticks):
         ref.tick()
         state = tick(state, ARRAYS, RULES)
         tiles_ref.append(ref.players[1].tiles)
         tiles_jax.append(int(state.tiles[1]))
+    return ref, state, tiles_ref, tiles_jax
+
+
+def test_boat_crossing_matches_the_reference_engine():
+    # The west island is player 1's, so its only border with unowned land is the beachhead.
+    ref, state, tiles_ref, tiles_jax = cross_in_both_engines(0)
     # Landing during tick 14 (13 moves, then the landing): the tile changes hands in both.
     assert tiles_ref[12] == tiles_jax[12] and tiles_ref[13] == tiles_jax[13] == tiles_ref[12] + 1
     assert ref._owner_of(LANDING) == 1
@@ -208,6 +219,41 @@ def test_boat_crossing_matches_the_reference_engine():
     gained_ref, gained_jax = tiles_ref[-1] - tiles_ref[13], tiles_jax[-1] - tiles_jax[13]
     assert abs(gained_jax - gained_ref) <= 0.10 * gained_ref, (gained_jax, gained_ref)
     assert abs(float(state.troops[1]) - ref.players[1].troops) <= 0.10 * ref.players[1].troops
+
+
+def test_a_boat_attack_is_seeded_at_its_landing_only():
+    """Player 1 also borders unowned land at home (the west island's western half): as in the engine, the
+    boat's attack on unowned land advances from its beach only, and the land at home stays unowned."""
+    ref, state, tiles_ref, tiles_jax = cross_in_both_engines(10)
+    west = np.zeros(LAND.shape, bool)
+    west[:, :10] = True
+    assert not (ref.owner[west] == 1).any()
+    assert not (np.asarray(state.owner)[west] == 1).any()
+    gained_ref, gained_jax = tiles_ref[-1] - tiles_ref[13], tiles_jax[-1] - tiles_jax[13]
+    assert gained_ref > 50 and abs(gained_jax - gained_ref) <= 0.10 * gained_ref, (gained_jax, gained_ref)
+    # The attack is held in a box around every tile it took (the landing's included).
+    east = np.argwhere((np.asarray(state.owner) == 1) & (np.arange(48) >= 24)[None, :])
+    box = np.asarray(state.beach_box[1, 0]).tolist()
+    assert box == [*east.min(axis=0).tolist(), *east.max(axis=0).tolist()], box
+    # A land attack ordered on the same target frees it (the engine merges boat attacks into a new land
+    # attack): the whole border pushes again, the western half included.
+    state = game.launch_orders(game.launch_attack(state, 1, 0, 1_000))
+    assert int(state.beach_box[1, 0, 2]) == -1
+    state = run(state, ARRAYS, 5)
+    assert (np.asarray(state.owner)[west] == 1).any()
+
+
+def test_a_boat_landing_beside_a_running_land_attack_joins_it():
+    """A boat landing while its owner's land attack on the same target runs joins that attack's pool (one
+    pool per pair): no box, the whole border pushes."""
+    state = fresh()
+    home = LAND & (np.arange(48) >= 10)[None, :] & (np.arange(48) < 24)[None, :]
+    state = game.set_territory(state, np.where(home, 1, np.asarray(state.owner)), ARRAYS)
+    state = game.launch_orders(game.launch_attack(state, 1, 0, 2_000))
+    state = tick(boats.order_boat(state, 1, LANDING, 5_000), ARRAYS, RULES)
+    state = run(state, ARRAYS, 14)
+    assert int(state.owner.ravel()[LANDING]) == 1 and float(state.boat_troops.sum()) == 0
+    assert float(state.attacks[1, 0]) > 0 and int(state.beach_box[1, 0, 2]) == -1
 
 
 @settings(max_examples=5, deadline=None)

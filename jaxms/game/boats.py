@@ -12,17 +12,23 @@ A player has `BOATS_PER_PLAYER` (3) slots, `GameState.boat_*` [P + 1, 3]; a slot
   (OpenFront's core, run under node on Australia: launched at tick 0, 103 moves, landing at tick 104).
 - Landing (`land_boats`, only on ticks where some boat arrives): if the attacker already owns `dst`, the
   troops come home less 25% (a retreat); otherwise the attacker conquers `dst` outright and the troops join
-  the attack `attacks[attacker, target]` (the cancel rule of `launch_orders` applies). A boat of a player
-  that died meanwhile is lost.
+  the attack `attacks[attacker, target]` (the cancel rule of `launch_orders` applies), held at the beach
+  (below). A boat of a player that died meanwhile is lost.
 - Retreat (`retreat_boat`): the boat turns back to its launch tile, taking as long as it has travelled;
   landing on its own tile costs the 25%.
 
-Pairwise attacks. jaxms has one troop pool per (attacker, target) pair whose frontier is every tile of
-the target bordering the attacker; the engine seeds a boat attack only at its landing tile. Here the
-landing tile is conquered and the boat's troops join `attacks[attacker, target]`, which then advances
-from every shared border, the beachhead included. Consequence: when the attacker already borders the
-target elsewhere, the landed troops also push on that border (the engine would keep them at the beach);
-when it does not (the usual case for a boat), the two are the same.
+Beachheads. jaxms keeps one troop pool per (attacker, target) pair whose frontier is every tile of the
+target bordering the attacker; the engine seeds a boat's attack at its landing tile only and grows it from
+the tiles it takes. So a boat that lands where its owner has no running attack on the target holds that
+attack at its beach: `GameState.beach_box[attacker, target]` is the smallest rectangle around the landing
+tile and every tile the attack has taken since, and the attack takes only tiles within one tile of it
+(conquest.Beaches): at first the landing tile's neighbours, then the neighbours of what it took, as in the
+engine, with the rest of a shared border left alone. A rectangle holds more than the engine's list of
+neighbours where the attacker's other land reaches into it; the attack then also pushes there. Where the
+engine keeps two attacks on one target apart, one pool serves both here: a boat landing while a land
+attack on its target runs joins it (the whole border), a second boat landing on a held pair widens its
+box to cover both beaches, and a land attack ordered on a held pair frees it (the engine merges boat
+attacks into a new land attack). The box is dropped when the attack ends.
 
 Water distance, cheap inside jit at any map size: `MapArrays.block_right` / `block_down` are a coarse
 graph of k x k blocks (at most 128 a side: k = 1, exact, up to 128x128; k = 8 at 1024x1024), made once
@@ -50,6 +56,7 @@ from jaxms.game.state import GameState, MapArrays, block_size
 
 BOATS_PER_PLAYER = 3
 UNREACHABLE = 1 << 20  # a water distance that means "no water path"
+NO_BEACH = (1 << 20, 1 << 20, -1, -1)  # an empty `beach_box`: the attack pushes on its whole border
 
 
 def empty_boats(num_slots: int) -> dict[str, jax.Array]:
@@ -58,7 +65,15 @@ def empty_boats(num_slots: int) -> dict[str, jax.Array]:
     return {"boat_troops": jnp.zeros((num_slots, BOATS_PER_PLAYER), jnp.float32), "boat_target": zeros,
             "boat_src": zeros, "boat_dst": zeros, "boat_launch": zeros, "boat_arrive": zeros,
             "boat_order_troops": jnp.zeros(num_slots, jnp.float32),
-            "boat_order_dst": jnp.full(num_slots, -1, jnp.int32)}
+            "boat_order_dst": jnp.full(num_slots, -1, jnp.int32),
+            "beach_box": jnp.broadcast_to(jnp.asarray(NO_BEACH, jnp.int32), (num_slots, num_slots, 4))}
+
+
+def free_beaches(beach_box: jax.Array, attacks: jax.Array, ordered: jax.Array) -> jax.Array:
+    """int32[P + 1, P + 1, 4]: `beach_box` with the boxes of ended attacks (`attacks` <= 0) and of pairs
+    given a land attack this tick (`ordered` > 0: the engine merges boat attacks into it) emptied."""
+    free = ((attacks <= 0) | (ordered > 0))[..., None]
+    return jnp.where(free, jnp.asarray(NO_BEACH, jnp.int32), beach_box)
 
 
 def boats_in_flight(state: GameState) -> jax.Array:
@@ -232,9 +247,19 @@ def _land(state: GameState, rules: Rules) -> GameState:
     joining = jnp.where(lands, state.boat_troops, 0.0)
     added = jnp.zeros((num_slots, num_slots), jnp.float32).at[attacker.ravel(), target.ravel()].add(
         joining.ravel())
+    # The attack is held at its beach unless a land attack on the target runs (whose pool it joins).
+    held = state.beach_box[attacker, target, 2] >= 0
+    beaching = (lands & (held | (state.attacks[attacker, target] <= 0))).ravel()
+    y, x = (state.boat_dst // state.width).ravel(), (state.boat_dst % state.width).ravel()
+    pair = (attacker.ravel(), target.ravel())
+    big = NO_BEACH[0]
+    box = state.beach_box
+    box = box.at[(*pair, 0)].min(jnp.where(beaching, y, big)).at[(*pair, 1)].min(jnp.where(beaching, x, big))
+    box = box.at[(*pair, 2)].max(jnp.where(beaching, y, -1)).at[(*pair, 3)].max(jnp.where(beaching, x, -1))
     back = jnp.where(home, jnp.floor(state.boat_troops * rules.retreat_keep_vs_player), 0.0).sum(axis=1)
-    state = state.replace(board_owner=owner, tiles=tiles, attacks=_join_attacks(state.attacks, added),
-                          troops=state.troops + back,
+    attacks = _join_attacks(state.attacks, added)
+    state = state.replace(board_owner=owner, tiles=tiles, attacks=attacks, troops=state.troops + back,
+                          beach_box=free_beaches(box, attacks, jnp.zeros_like(attacks)),
                           boat_troops=jnp.where(arrived, 0.0, state.boat_troops))
     return record_changed_tiles(state, state.boat_dst.ravel(), takes.ravel(), rules.conquest_substeps)
 

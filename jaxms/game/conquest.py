@@ -330,9 +330,14 @@ def _read(board: Board, tiles: _Tiles, token: jax.Array, owner: bool = True
     return owner.ravel(), info.ravel()
 
 
+def _map_yx(board: Board, place: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """int32 (y, x): the map coordinates of tiles given by their place in the flattened board."""
+    return place // board.owner.shape[1] - 1, place % board.owner.shape[1] - 1
+
+
 def _map_index(board: Board, place: jax.Array) -> jax.Array:
     """uint32: the map index `y * width + x` of tiles given by their place in the flattened board."""
-    y, x = place // board.owner.shape[1] - 1, place % board.owner.shape[1] - 1
+    y, x = _map_yx(board, place)
     return (y * board.width + x).astype(jnp.uint32)
 
 
@@ -350,7 +355,7 @@ def _focus_bonus(board: Board, place: jax.Array, target: jax.Array, neighbours: 
     (y, x), unit direction (dy, dx); zeros: none): tiles next to `player`, not its own, within 45 degrees of
     the direction seen from the origin count `bonus` ticks older (its attack takes them first)."""
     oy, ox, dy, dx = (focus[i] for i in range(4))
-    y, x = place // board.owner.shape[1] - 1, place % board.owner.shape[1] - 1
+    y, x = _map_yx(board, place)
     vy, vx = y.astype(jnp.float32) - oy, x.astype(jnp.float32) - ox
     # cos 45 degrees: v . d >= |v| / sqrt(2), squared on the non-negative side.
     along = vy * dy + vx * dx
@@ -361,14 +366,73 @@ def _focus_bonus(board: Board, place: jax.Array, target: jax.Array, neighbours: 
     return jnp.where(active & in_cone & near & (target != player), bonus, 0)
 
 
+class Beaches(NamedTuple):
+    """Boat attacks held at their beach (game/boats.py): a held pair's frontier is only the tiles of its
+    target within one tile of its box."""
+
+    box: jax.Array  # int32[P + 1, P + 1, 4]: (y0, x0, y1, x1) per pair (`GameState.beach_box`)
+    held: jax.Array  # bool[P + 1, P + 1]: the pairs with a box
+    ids: jax.Array  # int32[K]: the held pairs a (P + 1) + t (`grid.compact`: then (P + 1)^2)
+    count: jax.Array  # int32[]: how many (a loop bound)
+
+
+def held_beaches(box: jax.Array) -> Beaches:
+    """The `Beaches` of the boxes `box` (int32[P + 1, P + 1, 4], `GameState.beach_box`)."""
+    held = box[..., 2] >= 0
+    ids, count = compact(held.ravel(), 1)
+    return Beaches(box, held, ids, count)
+
+
+def _beach_attacker(board: Board, place: jax.Array, target: jax.Array, land: jax.Array, beaches: Beaches,
+                    live: jax.Array) -> jax.Array:
+    """int32: per tile, the attacker of a held pair (`Beaches`, conquering in `live`) whose box widened by
+    one tile holds the tile, a land tile of the pair's target; -1 for none (of several, the last listed).
+    A loop over the held pairs: nothing at all when none is."""
+    num_pairs = live.size
+    y, x = _map_yx(board, place)
+    boxes = beaches.box.reshape(num_pairs, 4)
+
+    def one(i, claim):
+        pair = jnp.minimum(beaches.ids[i], num_pairs - 1)
+        y0, x0, y1, x1 = (boxes[pair, j] for j in range(4))
+        held = (beaches.ids[i] < num_pairs) & live.ravel()[pair]
+        inside = (held & land & (target == pair % live.shape[0]) & (y >= y0 - 1) & (y <= y1 + 1)
+                  & (x >= x0 - 1) & (x <= x1 + 1))
+        return jnp.where(inside, pair // live.shape[0], claim)
+
+    return jax.lax.fori_loop(0, beaches.count, one, jnp.full(target.shape, -1, jnp.int32))
+
+
+def _grow_boxes(board: Board, place: jax.Array, pair: jax.Array, beaches: Beaches, box: jax.Array
+                ) -> jax.Array:
+    """int32[P + 1, P + 1, 4]: `box` with each held pair's box grown to hold the tiles it took (`pair`: per
+    tile, the taking pair a (P + 1) + t, -1 if not taken)."""
+    y, x = _map_yx(board, place)
+    far = 1 << 20
+    boxes = box.reshape(-1, 4)
+
+    def one(i, boxes):
+        held = beaches.ids[i]
+        mine = pair == held
+        took = jnp.stack([jnp.min(jnp.where(mine, y, far)), jnp.min(jnp.where(mine, x, far)),
+                          jnp.max(jnp.where(mine, y, -1)), jnp.max(jnp.where(mine, x, -1))])
+        now = boxes[jnp.minimum(held, boxes.shape[0] - 1)]
+        grown = jnp.concatenate([jnp.minimum(now[:2], took[:2]), jnp.maximum(now[2:], took[2:])])
+        return boxes.at[held].set(grown, mode="drop")
+
+    return jax.lax.fori_loop(0, beaches.count, one, boxes).reshape(box.shape)
+
+
 def _segments(board: Board, tiles: _Tiles, live: jax.Array, seed: jax.Array, token: jax.Array,
-              focus: jax.Array | None = None, focus_bonus: int = 0) -> jax.Array:
+              focus: jax.Array | None = None, focus_bonus: int = 0, beaches: Beaches | None = None
+              ) -> jax.Array:
     """Each tile's (attacker, target, unsorted priority bin) segment.
 
-    Every tile of an attack's target 4-adjacent to the attacker is on its frontier; a tile bordered by
-    several attackers is claimed by the most surrounding one (two random bits per direction break ties).
+    Every tile of an attack's target 4-adjacent to the attacker is on its frontier (of a pair held at its
+    beach, only those near its box: `Beaches`); a tile bordered by several attackers is claimed by the
+    most surrounding one (two random bits per direction break ties).
     Args: live: bool[P + 1, P + 1]; seed: uint32[2]; token: see `_computed_once`; focus: the agent's
-        directed attack (`_focus_bonus`), None for none.
+        directed attack (`_focus_bonus`), None for none; beaches: None on a map without water.
     Returns int32[N - 2 stride]: `(pair * h + covered) * 1344 + bin` on a frontier (pair: claimant * (P + 1)
     + target; h: `Board.cover_halves`, covered 0 or 1 and always 0 when h = 1), else `_off_frontier`.
     """
@@ -380,6 +444,9 @@ def _segments(board: Board, tiles: _Tiles, live: jax.Array, seed: jax.Array, tok
     land = (info & _TERRAIN_BITS) > 0
     neighbours = _neighbours(owner, stride, end)
     live = live.at[0].set(False)  # slot 0, unowned land, attacks nobody
+    held_live = None
+    if beaches is not None:  # held pairs reach only the tiles near their box (below), not the whole border
+        live, held_live = live & ~beaches.held, live & beaches.held
     if num_slots <= 32:
         # Each target's attackers as the bits of one word (bit a: attacker a), looked up once per tile.
         bits = jnp.left_shift(jnp.uint32(1), jnp.arange(num_slots, dtype=jnp.uint32))
@@ -393,6 +460,13 @@ def _segments(board: Board, tiles: _Tiles, live: jax.Array, seed: jax.Array, tok
             return land & live.ravel()[n * num_slots + target]
 
     place = tiles.place[stride:end]
+    if beaches is not None:
+        beach_attacker = _beach_attacker(board, place, target, land, beaches, held_live)
+        attacked_freely = attacked_by
+
+        def attacked_by(n):
+            return attacked_freely(n) | (n == beach_attacker)
+
     rand = hash_bits(seed[0], _map_index(board, place))
     best = jnp.full(target.shape, -1, jnp.int32)
     claimant = jnp.zeros_like(target)
@@ -448,10 +522,12 @@ class Frontier(NamedTuple):
     seed: jax.Array  # uint32[2]: this round's randomness
     focus: jax.Array | None  # float32[4]: the agent's directed attack (`_focus_bonus`), None for none
     blocks: Listed | None = None  # the blocks read (a board read by blocks)
+    beaches: Beaches | None = None  # boat attacks held at their beach (None on a map without water)
 
 
 def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | None, live: jax.Array,
-                       seed: jax.Array, rules: Rules, focus: jax.Array | None = None) -> Frontier:
+                       seed: jax.Array, rules: Rules, focus: jax.Array | None = None,
+                       beaches: Beaches | None = None) -> Frontier:
     """The frontier tiles of every conquering attack, counted per (attacker, target, priority bin).
 
     Args:
@@ -459,10 +535,12 @@ def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | 
             read whole.
         live: bool[P + 1, P + 1], the attacks that conquer this round; seed: uint32[2], this round's.
         focus: float32[4], the agent's directed attack (`GameState.focus[1]`), or None.
+        beaches: the boat attacks held at their beach (`held_beaches`), or None (a map without water).
     """
     num_slots = live.shape[0]
     halves = board.cover_halves
-    segments = partial(_segments, live=live, seed=seed, focus=focus, focus_bonus=rules.focus_age_bonus)
+    segments = partial(_segments, live=live, seed=seed, focus=focus, focus_bonus=rules.focus_age_bonus,
+                       beaches=beaches)
 
     def count(counts, tiles, segment):
         return (counts.at[_sorted(segment, rules)].add(1, mode="drop"),
@@ -474,7 +552,8 @@ def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | 
     if board.whole:
         segment = segments(board, _whole(board), token=live.sum() >= 0)
         counts, tiles = count(counts, tiles, segment)
-        return Frontier(counts.reshape(shape), tiles.reshape(live.shape), segment, live, seed, focus)
+        return Frontier(counts.reshape(shape), tiles.reshape(live.shape), segment, live, seed, focus,
+                        beaches=beaches)
 
     num_rows, cols = _block_counts(board)
     chunk_tiles = chunk_blocks(num_rows * cols) * (BLOCK + 2) ** 2 - 2 * (BLOCK + 2)
@@ -488,7 +567,8 @@ def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | 
     # Off the frontier until found: under vmap an env may have fewer chunks than the loop runs.
     saved = jnp.full((SAVED_CHUNKS + 1, chunk_tiles), _off_frontier(board, num_slots), jnp.int32)
     counts, tiles, saved = jax.lax.fori_loop(0, blocks.num_chunks, count_chunk, (counts, tiles, saved))
-    return Frontier(counts.reshape(shape), tiles.reshape(live.shape), saved, live, seed, focus, blocks)
+    return Frontier(counts.reshape(shape), tiles.reshape(live.shape), saved, live, seed, focus, blocks,
+                    beaches)
 
 
 def _windows(flat: jax.Array) -> jax.Array:
@@ -541,7 +621,8 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
         board: with the new owners and marks; taken: float32[P + 1, P + 1, C] tiles taken per (attacker,
         target, cost class), exactly those changed in the board, the class being the terrain (C = 3), or on
         a board with `cover` the terrain plus 3 for tiles covered by a defense post (C = 6); lists: updated
-        (None for a board read whole).
+        (None for a board read whole); beach_box: `frontier.beaches.box` grown to hold the tiles the held
+        pairs took (None without beaches).
     """
     num_slots = frontier.live.shape[0]
     first_round = jnp.asarray(first_round)
@@ -581,17 +662,27 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
             lambda v: v & ~jnp.uint8(INFO_FRONTIER), mode="drop")
         return owner, flat.reshape(info.shape), taken, pair
 
+    beaches = frontier.beaches
+
+    def grow_boxes(tiles, pair, box):  # the held pairs' boxes, grown to hold what they took
+        if beaches is None:
+            return box
+        place = tiles.place[tiles.stride:-tiles.stride]
+        return _grow_boxes(board, place, jnp.where(pair >= 0, pair // halves, -1), beaches, box)
+
     taken = jnp.zeros(num_slots * num_slots * halves * NUM_TERRAIN, jnp.int32)
+    box = None if beaches is None else beaches.box
     if board.whole:
-        owner, info, taken, _ = take(_whole(board), frontier.saved, board.owner, board.info, taken,
-                                     frontier.live.sum() >= 0)
+        owner, info, taken, pair = take(_whole(board), frontier.saved, board.owner, board.info, taken,
+                                        frontier.live.sum() >= 0)
+        box = grow_boxes(_whole(board), pair, box)
     else:
         num_rows, cols = _block_counts(board)
 
         saved_chunks = jnp.minimum(frontier.blocks.num_chunks, SAVED_CHUNKS)
 
         def take_chunk(step, carry):
-            owner, info, taken, lists = carry
+            owner, info, taken, lists, box = carry
             tiles = _chunk(board, lists.ids, frontier.blocks, step)  # (that row is not written here)
             # The first chunks' frontiers were kept by `frontier_histogram`; later ones (a round reading
             # more than SAVED_CHUNKS chunks) are found again on the board as this round's earlier chunks
@@ -600,8 +691,9 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
             segment = jax.lax.cond(
                 step < saved_chunks, lambda: frontier.saved[jnp.minimum(step, SAVED_CHUNKS)],
                 lambda: _segments(board._replace(owner=owner, info=info), tiles, frontier.live, frontier.seed,
-                                  step >= 0, frontier.focus, rules.focus_age_bonus))
+                                  step >= 0, frontier.focus, rules.focus_age_bonus, beaches))
             owner, info, taken, pair = take(tiles, segment, owner, info, taken, step >= 0)
+            box = grow_boxes(tiles, pair, box)
             lost = pair >= 0
             edges = _across_edges(tiles, lost, num_rows, cols)
             for candidates, wanted in [(tiles.ids, _windows(lost).any(axis=(1, 2))), *edges]:
@@ -611,12 +703,12 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
                 for candidates, wanted in [(tiles.ids, on), *edges]:
                     lists = lists.append(update.next_row, 1, update.next_tag, candidates,
                                          wanted & update.next_live)
-            return owner, info, taken, lists
+            return owner, info, taken, lists, box
 
-        owner, info, taken, lists = jax.lax.fori_loop(0, frontier.blocks.num_chunks, take_chunk,
-                                                      (board.owner, board.info, taken, lists))
+        owner, info, taken, lists, box = jax.lax.fori_loop(0, frontier.blocks.num_chunks, take_chunk,
+                                                           (board.owner, board.info, taken, lists, box))
     taken = taken.astype(jnp.float32).reshape(num_slots, num_slots, halves * NUM_TERRAIN)
-    return board._replace(owner=owner, info=info), taken, lists
+    return board._replace(owner=owner, info=info), taken, lists, box
 
 
 def age_frontier(board: Board, first_blocks: Listed | None, lists: BlockLists | None = None,

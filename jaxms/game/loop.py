@@ -16,7 +16,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jaxms.game.boats import step_boats
+from jaxms.game.boats import free_beaches, step_boats
 from jaxms.game.conquest import frontier_histogram, pair_tile_values, plan_takes
 from jaxms.game.control import cond_any
 from jaxms.game.rules import PlayerKind, Rules
@@ -63,7 +63,9 @@ def launch_orders(state: GameState) -> GameState:
     """Start the attacks ordered in `state.orders` (the engine initialises them at the tick's end).
 
     The troops leave the attacker now (capped at what it has); an attack of the target on the attacker
-    cancels against it (the larger survives with the difference); attacks on the same target merge.
+    cancels against it (the larger survives with the difference); attacks on the same target merge (a boat
+    attack held at its beach is freed into the land attack, as in the engine); ended attacks drop their
+    beach (game/boats.py).
     """
     ordered = jnp.where(state.alive[:, None], jnp.floor(state.orders), 0.0)
     # Several orders by one player draw on the same troops: scale them down together if they exceed it.
@@ -75,7 +77,8 @@ def launch_orders(state: GameState) -> GameState:
     between_players = (slots[:, None] > 0) & (slots[None, :] > 0)
     attacks = jnp.where(between_players, jnp.maximum(combined - combined.T, 0.0), combined)
     return state.replace(troops=state.troops - paid.sum(axis=1), attacks=attacks,
-                         orders=jnp.zeros_like(state.orders))
+                         orders=jnp.zeros_like(state.orders),
+                         beach_box=free_beaches(state.beach_box, attacks, paid))
 
 
 def _retreats(state: GameState, rules: Rules) -> GameState:
@@ -105,6 +108,7 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
         charged,
         cover_board,
         game_board,
+        held_beaches,
         listed,
         take_tiles,
         uncover_board,
@@ -145,7 +149,7 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
 
     def one_round(round_index, carry):
         """Round `round_index` (traced: the rounds are one loop, compiled once) of the tick's conquest."""
-        grids, lists, blocks, troops, tiles, attacks, budget_left, budget_frontier, taken_total = carry
+        grids, lists, blocks, troops, tiles, attacks, budget_left, budget_frontier, taken_total, box = carry
         board = with_grids(grids)
         first, last = round_index == 0, round_index == num_rounds - 1
         conquering = live & (attacks >= 1.0)
@@ -157,7 +161,8 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
             update = border_update._replace(next_row=next_row, next_tag=tag(round_index + 1), next_live=~last)
             lists = lists._replace(count=lists.count.at[next_row].set(
                 jnp.where(last, lists.count[next_row], 0)))
-        found = frontier_histogram(board, lists, blocks, conquering, seeds[round_index], rules, focus)
+        found = frontier_histogram(board, lists, blocks, conquering, seeds[round_index], rules, focus,
+                                   None if box is None else beaches._replace(box=box))
         frontier = found.tiles.astype(jnp.float32)  # B: distinct frontier tiles per pair
         cost, attacker_loss, defender_loss = pair_tile_values(attacks, troops, tiles, state.kind, rules)
         # The budget comes from the frontier at the tick's start; the tiles on it age (older go first).
@@ -173,7 +178,7 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
                            rules, final_round=last)
         # Take them: `taken` counts exactly the tiles that changed hands, per (attacker, target, cost class:
         # the terrain, and whether a defense post covers the tile).
-        board, taken, lists = take_tiles(board, found, takes, rules, first, lists, update)
+        board, taken, lists, box = take_tiles(board, found, takes, rules, first, lists, update)
         if lists is not None:
             blocks = listed(lists, update.next_row)  # (unread after the last round)
         taken_pairs = taken.sum(axis=-1)
@@ -184,12 +189,15 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
         tiles = (tiles + taken_pairs.sum(axis=1).astype(jnp.int32)
                  - taken_pairs.sum(axis=0).astype(jnp.int32))
         return ((board.owner, board.info, board.stamp), lists, blocks, troops, tiles, attacks, budget_left,
-                budget_frontier, taken_total + taken_pairs)
+                budget_frontier, taken_total + taken_pairs, box)
 
+    # Boat attacks held at their beach (game/boats.py; none can be on a map without water): the held pairs
+    # are listed once a tick (a box only grows during the tick).
+    beaches = held_beaches(state.beach_box) if arrays.water else None
     zeros = jnp.zeros(live.shape, jnp.float32)
     carry = ((board.owner, board.info, board.stamp), lists, blocks, state.troops, state.tiles, state.attacks,
-             zeros, zeros, zeros)
-    grids, lists, _, troops, tiles, attacks, _, budget_frontier, taken_total = jax.lax.fori_loop(
+             zeros, zeros, zeros, None if beaches is None else beaches.box)
+    grids, lists, _, troops, tiles, attacks, _, budget_frontier, taken_total, box = jax.lax.fori_loop(
         0, num_rounds, one_round, carry)
     board = with_grids(grids)
 
@@ -204,6 +212,8 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
         board = uncover_board(board, state.structure_pos, rules.defense_post_radius)
     state = state.replace(board_owner=board.owner, board_info=board.info, age_stamp=board.stamp,
                           troops=troops, tiles=tiles, attacks=attacks)
+    if box is not None:
+        state = state.replace(beach_box=box)
     if lists is not None:
         state = state.replace(block_lists=lists.ids, block_counts=lists.count, block_tags=lists.tags)
     # Annihilation reads the whole grid: skip it unless a player it would conquer exists (the condition

@@ -188,6 +188,10 @@ class GameState:
     boat_arrive: jax.Array  # int32[P + 1, 3]: tick of the landing (launch + water distance + 1)
     boat_order_troops: jax.Array  # float32[P + 1]: a boat ordered this tick (launched at the tick's end)
     boat_order_dst: jax.Array  # int32[P + 1]: its landing tile (flat index; -1 none)
+    # A boat attack held at its beach (game/boats.py): attacks[a, t] takes only tiles within one tile of
+    # beach_box[a, t] = (y0, x0, y1, x1), the landing tile(s) and the tiles it took since (map coordinates);
+    # an empty box (y1 = -1) for an attack that pushes on the whole shared border.
+    beach_box: jax.Array  # int32[P + 1, P + 1, 4]
     tick: jax.Array  # int32[]: ticks since the spawn phase ended
     winner: jax.Array  # int32[]: 0 while nobody has won
     key: jax.Array  # PRNG key
