@@ -63,10 +63,43 @@ def self_times(events) -> tuple[dict[str, float], collections.Counter]:
     return own, calls
 
 
+def op_sources(hlo_text: str) -> dict[str, str]:
+    """{op name: `file.py:function` of the innermost Python frame that made it} from a compiled module's
+    text (its metadata's stack frames; for a fusion, those of its root). Ops without a frame are left out."""
+    tables: dict[str, dict[int, str]] = {"FileNames": {}, "FunctionNames": {}, "FileLocations": {},
+                                         "StackFrames": {}}
+    section = None
+    sources = {}
+    for line in hlo_text.splitlines():
+        if line.strip() in tables:
+            section = line.strip()
+            continue
+        if section and re.match(r"^\d+ ", line):
+            number, rest = line.split(" ", 1)
+            tables[section][int(number)] = rest
+            continue
+        section = None
+        found = re.match(r"^\s*(?:ROOT )?%([\w.\-]+) = .*stack_frame_id=(\d+)", line)
+        if found:
+            sources[found.group(1)] = int(found.group(2))
+
+    def field(text: str, key: str) -> int:
+        return int(re.search(key + r"=(\d+)", text).group(1))
+
+    def place(frame: int) -> str:
+        location = tables["FileLocations"][field(tables["StackFrames"][frame], "file_location_id")]
+        file_name = tables["FileNames"][field(location, "file_name_id")].strip('"')
+        function = tables["FunctionNames"][field(location, "function_name_id")].strip('"')
+        return f"{Path(file_name).name}:{function}"
+
+    return {name: place(frame) for name, frame in sources.items() if frame in tables["StackFrames"]}
+
+
 def profile(args) -> dict:
     games, arrays = warmed_games(args.map, args.tribes, args.envs, args.warmup)
     ticks = jax.jit(jax.vmap(lambda g: game.run_ticks(g, arrays, args.ticks, bots=scripted_bots)))
     games = jax.block_until_ready(ticks(games))  # compiled, and the games moved on
+    sources = op_sources(ticks.lower(games).compile().as_text())
     start = time.perf_counter()
     games = jax.block_until_ready(ticks(games))
     wall_ms = 1e3 * (time.perf_counter() - start) / args.ticks
@@ -92,6 +125,11 @@ def profile(args) -> dict:
     for name, value in per_tick.items():
         kinds[re.sub(r"(\.\d+)+$", "", name)] += value
     top = sorted(per_tick, key=per_tick.get, reverse=True)[: args.top]
+    by_source_ms: dict[str, float] = collections.defaultdict(float)
+    by_source_calls: collections.Counter = collections.Counter()
+    for name, value in per_tick.items():
+        by_source_ms[sources.get(name, "(no source)")] += value
+        by_source_calls[sources.get(name, "(no source)")] += calls[name] / args.ticks
     return {
         "map": args.map, "tribes": args.tribes, "envs": args.envs, "ticks": args.ticks, "warmup": args.warmup,
         "device": jax.devices()[0].device_kind, "machine": machine_description(),
@@ -103,6 +141,9 @@ def profile(args) -> dict:
                      "calls_per_tick": round(calls[name] / args.ticks, 2)} for name in top],
         "by_kind_ms_per_tick": {kind: round(value, 4) for kind, value in
                                 sorted(kinds.items(), key=lambda kv: -kv[1])[: args.top]},
+        "by_source": [{"source": source, "calls_per_tick": round(by_source_calls[source], 1),
+                       "self_ms_per_tick": round(by_source_ms[source], 4)}
+                      for source in sorted(by_source_calls, key=by_source_calls.get, reverse=True)[: args.top]],
     }
 
 
@@ -130,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     for row in result["top_ops"]:
         print(f"{row['self_ms_per_tick']:12.4f} {row['calls_per_tick']:10.2f}  {row['op']}")
     print("by kind:", ", ".join(f"{k} {v:.3f}" for k, v in result["by_kind_ms_per_tick"].items()))
+    print(f"{'calls/tick':>10s} {'self ms/tick':>12s}  where the ops come from (Python function)")
+    for row in result["by_source"]:
+        print(f"{row['calls_per_tick']:10.1f} {row['self_ms_per_tick']:12.4f}  {row['source']}")
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)
         path = RESULTS / f"{args.map}_{args.tribes}t_{args.envs}e.json"

@@ -74,11 +74,17 @@ class BlockLists(NamedTuple):
 
     def append(self, row: jax.Array | int, tag_row: int, tag: jax.Array, candidates: jax.Array,
                wanted: jax.Array) -> BlockLists:
-        """Append the `wanted` ids of `candidates` (int32[K], no id twice among the wanted ones) that list
-        `row` (tagged `tag` in tag row `tag_row`) does not hold yet."""
+        """Append the `wanted` ids of `candidates` (int32[K], an id may come several times) that list `row`
+        (tagged `tag` in tag row `tag_row`) does not hold yet, each once, in the order of their first
+        place among the candidates. One call for all of a chunk's candidates: its cost is mostly its ops."""
         num_blocks = self.tags.shape[1] - 1
         safe = jnp.minimum(candidates, num_blocks)
         new = wanted & (candidates < num_blocks) & (self.tags[tag_row, safe] != tag)
+        # Repeated ids: each new candidate marks its block with -(K - i) (tags are >= 0), the first place
+        # marking lowest, and keeps its place if its mark is the block's; only blocks marked here are read.
+        order = candidates.shape[0] - jnp.arange(candidates.shape[0], dtype=jnp.int32)
+        marks = self.tags[tag_row].at[jnp.where(new, candidates, num_blocks + 1)].min(-order, mode="drop")
+        new = new & (marks[safe] == -order)
         place = jax.lax.associative_scan(jnp.add, new.astype(jnp.int32)) - 1 + self.count[row]
         ids = self.ids.at[row, jnp.where(new, place, self.ids.shape[1])].set(candidates, mode="drop")
         tags = self.tags.at[tag_row, jnp.where(new, candidates, num_blocks + 1)].set(tag, mode="drop")
@@ -135,11 +141,8 @@ def record_changed_tiles(state, index: jax.Array, changed: jax.Array, substeps: 
     row = BORDER_ROWS - 1 - state.tick % BORDER_ROWS
     tag = list_tag(state.tick, substeps)
 
-    def one(i, lists):
-        candidates = jnp.stack([block[i], block[i] - cols, block[i] + cols, block[i] - 1, block[i] + 1])
-        inside = jnp.stack([True, block_row[i] > 0, block_row[i] < rows - 1, block_col[i] > 0,
-                            block_col[i] < cols - 1])
-        return lists.append(row, 0, tag, candidates, inside & changed[i])
-
-    lists = jax.lax.fori_loop(0, index.shape[0], one, state_lists(state))
+    candidates = jnp.concatenate([block, block - cols, block + cols, block - 1, block + 1])
+    inside = jnp.concatenate([jnp.ones_like(changed), block_row > 0, block_row < rows - 1, block_col > 0,
+                              block_col < cols - 1])
+    lists = state_lists(state).append(row, 0, tag, candidates, inside & jnp.tile(changed, 5))
     return state.replace(block_lists=lists.ids, block_counts=lists.count, block_tags=lists.tags)

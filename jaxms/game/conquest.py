@@ -696,13 +696,15 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
             box = grow_boxes(tiles, pair, box)
             lost = pair >= 0
             edges = _across_edges(tiles, lost, num_rows, cols)
-            for candidates, wanted in [(tiles.ids, _windows(lost).any(axis=(1, 2))), *edges]:
-                lists = lists.append(update.border_row, 0, update.border_tag, candidates, wanted)
+            # Each list gets all its candidates in one append (own blocks first, then across each edge).
+            candidates = jnp.concatenate([tiles.ids, *(ids for ids, _ in edges)])
+            crossed = [wanted for _, wanted in edges]
+            lists = lists.append(update.border_row, 0, update.border_tag, candidates,
+                                 jnp.concatenate([_windows(lost).any(axis=(1, 2)), *crossed]))
             if update.next_row is not None:
                 on = _windows(segment < off_frontier).any(axis=(1, 2))
-                for candidates, wanted in [(tiles.ids, on), *edges]:
-                    lists = lists.append(update.next_row, 1, update.next_tag, candidates,
-                                         wanted & update.next_live)
+                lists = lists.append(update.next_row, 1, update.next_tag, candidates,
+                                     jnp.concatenate([on, *crossed]) & update.next_live)
             return owner, info, taken, lists, box
 
         owner, info, taken, lists, box = jax.lax.fori_loop(0, frontier.blocks.num_chunks, take_chunk,
