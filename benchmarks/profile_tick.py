@@ -125,7 +125,7 @@ def profile(args) -> dict:
     for name, value in per_tick.items():
         kinds[re.sub(r"(\.\d+)+$", "", name)] += value
     top = sorted(per_tick, key=per_tick.get, reverse=True)[: args.top]
-    by_source_ms: dict[str, float] = collections.defaultdict(float)
+    by_source_ms: dict[str, float] = collections.defaultdict(float)  # ops that came from one function
     by_source_calls: collections.Counter = collections.Counter()
     for name, value in per_tick.items():
         by_source_ms[sources.get(name, "(no source)")] += value
@@ -143,7 +143,8 @@ def profile(args) -> dict:
                                 sorted(kinds.items(), key=lambda kv: -kv[1])[: args.top]},
         "by_source": [{"source": source, "calls_per_tick": round(by_source_calls[source], 1),
                        "self_ms_per_tick": round(by_source_ms[source], 4)}
-                      for source in sorted(by_source_calls, key=by_source_calls.get, reverse=True)[: args.top]],
+                      for source in sorted(by_source_calls, key=by_source_calls.get,
+                                           reverse=True)[: args.top]],
     }
 
 
