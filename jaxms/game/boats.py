@@ -10,7 +10,7 @@ A player has `BOATS_PER_PLAYER` (3) slots, `GameState.boat_*` [P + 1, 3]; a slot
   where d is the water distance from src to dst in moves of one tile (4-connected, through water of body
   b): the engine's boat moves one tile per tick and lands on the tick after it reaches the landing tile
   (OpenFront's core, run under node on Australia: launched at tick 0, 103 moves, landing at tick 104).
-- Landing (`land_boats`, only on ticks where some boat arrives): if the attacker already owns `dst`, the
+- Landing (`land_boats`, O(boats) every tick): if a boat's owner already owns its `dst`, the
   troops come home less 25% (a retreat); otherwise the attacker conquers `dst` outright and the troops join
   the attack `attacks[attacker, target]` (the cancel rule of `launch_orders` applies), held at the beach
   (below). A boat of a player that died meanwhile is lost.
@@ -214,13 +214,9 @@ def _join_attacks(attacks: jax.Array, added: jax.Array) -> jax.Array:
                      combined)
 
 
-def land_boats(state: GameState, arrays: MapArrays, rules: Rules) -> GameState:
-    """Boats whose arrival tick has come land (see the module docstring); skipped unless one arrives."""
-    arrived = (state.boat_troops > 0) & (state.tick >= state.boat_arrive)
-    return cond_any(arrived.any(), lambda s: _land(s, rules), lambda s: s, state)
-
-
-def _land(state: GameState, rules: Rules) -> GameState:
+def land_boats(state: GameState, rules: Rules) -> GameState:
+    """Boats whose arrival tick has come land (see the module docstring). O(boats) work, run every tick (no
+    conditional: a skipped branch would copy the state's grids), and exactly nothing when none arrives."""
     num_slots = state.troops.shape[0]
     arrived = (state.boat_troops > 0) & (state.tick >= state.boat_arrive)
     attacker = jnp.broadcast_to(jnp.arange(num_slots, dtype=jnp.int32)[:, None], arrived.shape)
@@ -264,10 +260,19 @@ def _land(state: GameState, rules: Rules) -> GameState:
     return record_changed_tiles(state, state.boat_dst.ravel(), takes.ravel(), rules.conquest_substeps)
 
 
+_LAUNCHED = ("troops", "boat_troops", "boat_target", "boat_src", "boat_dst", "boat_launch", "boat_arrive")
+
+
 def launch_boats(state: GameState, arrays: MapArrays) -> GameState:
-    """Launch this tick's boat orders (see the module docstring); skipped unless a boat was ordered."""
+    """Launch this tick's boat orders (see the module docstring); skipped unless a boat was ordered. The
+    conditional returns only the fields a launch changes: returning the grids would copy them every tick."""
     ordering = (state.boat_order_troops >= 1.0) & state.alive
-    return _clear_orders(cond_any(ordering.any(), _launch, lambda s, a: s, state, arrays))
+
+    def launched(state, arrays):
+        return {name: getattr(state, name) for name in _LAUNCHED}
+
+    changed = cond_any(ordering.any(), lambda s, a: launched(_launch(s, a), a), launched, state, arrays)
+    return _clear_orders(state.replace(**changed))
 
 
 def _clear_orders(state: GameState) -> GameState:
@@ -315,4 +320,4 @@ def step_boats(state: GameState, arrays: MapArrays, rules: Rules) -> GameState:
     (`MapArrays.water`, static) nothing can sail: only the orders are dropped, with no boat code compiled."""
     if not arrays.water:
         return _clear_orders(state)
-    return launch_boats(land_boats(state, arrays, rules), arrays)
+    return launch_boats(land_boats(state, rules), arrays)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from jaxms.game.boats import free_beaches, step_boats
 from jaxms.game.conquest import frontier_histogram, pair_tile_values, plan_takes
-from jaxms.game.control import cond_any
+from jaxms.game.control import after, loop_bound
 from jaxms.game.rules import PlayerKind, Rules
 from jaxms.game.state import GameState, MapArrays
 from jaxms.game.structures import active_defense_posts, capture_structures
@@ -216,25 +216,29 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
         state = state.replace(beach_box=box)
     if lists is not None:
         state = state.replace(block_lists=lists.ids, block_counts=lists.count, block_tags=lists.tags)
-    # Annihilation reads the whole grid: skip it unless a player it would conquer exists (the condition
-    # of `_annihilate`'s `doomed`; with nobody doomed it changes nothing).
-    doomed = ((taken_total.sum(axis=0) > 0) & (jnp.arange(num_slots) > 0) & state.alive
-              & (state.tiles < rules.annihilation_tiles))
-    return cond_any(doomed.any(), lambda s, t: _annihilate(s, t, rules), lambda s, t: s, state, taken_total)
+    # The ageing read the grid that an annihilation writes in place: made to come first (`control.after`).
+    return _annihilate(state.replace(board_owner=after(state.board_owner, state.block_counts)), taken_total,
+                       rules)
 
 
 def _annihilate(state: GameState, taken: jax.Array, rules: Rules) -> GameState:
     """A player attacked this tick and left under `annihilation_tiles` tiles is conquered whole.
 
     Its remaining tiles and its gold go to the attacker that took most of its tiles this tick (the engine
-    hands tiles to whichever attacker touches them; one heir keeps this a single pass over the grid).
+    hands tiles to whichever attacker touches them; one heir keeps this a single pass over the grid). The
+    per-player part is small and always computed (with nobody doomed it changes nothing); the pass over
+    the grid is a loop run once on a tick where someone is doomed and never otherwise (a loop, unlike a
+    conditional, carries the grid in place rather than copying it on every tick).
     """
     num_slots = state.troops.shape[0]
     slots = jnp.arange(num_slots)
     attacked = taken.sum(axis=0) > 0
     doomed = attacked & (slots > 0) & state.alive & (state.tiles < rules.annihilation_tiles)
     heir = jnp.where(doomed, jnp.argmax(taken, axis=0), slots)  # int[P1]: new owner of each slot's tiles
-    owner = heir[state.board_owner.astype(jnp.int32)].astype(jnp.uint8)  # (off the map: 0 stays 0)
+    def hand_over(_, owner):  # (off the map: 0 stays 0)
+        return heir[owner.astype(jnp.int32)].astype(jnp.uint8)
+
+    owner = jax.lax.fori_loop(0, loop_bound(doomed.any().astype(jnp.int32)), hand_over, state.board_owner)
     inherited_tiles = jax.ops.segment_sum(jnp.where(doomed, state.tiles, 0), heir, num_segments=num_slots)
     inherited_gold = jax.ops.segment_sum(jnp.where(doomed, state.gold, 0.0), heir, num_segments=num_slots)
     tiles = jnp.where(doomed, 0, state.tiles + inherited_tiles)
@@ -274,6 +278,10 @@ def tick(state: GameState, arrays: MapArrays, rules: Rules = Rules(), bots: Poli
     state = state.replace(alive=state.alive & (state.tiles > 0))
     state = grow(state, rules)
     state = bots(state, arrays, bots_key, rules)
+    # The bots' decisions read the grids the conquest then writes in place: made to come first (else the
+    # grids may be copied every tick, 2 MB at 1024x1024; `control.after`).
+    state = state.replace(block_counts=after(state.block_counts, state.orders, state.boat_order_troops,
+                                             state.boat_order_dst, state.structure_pos, state.structure_kind))
     state = _retreats(state, rules)
     state = conquer(state, arrays, rules, conquest_key)
     state = capture_structures(state)
