@@ -1,5 +1,5 @@
-"""cond_any and loop_bound (jaxms.game.control): the same results as lax.cond / a per-env loop, and under vmap
-a conditional that stays a conditional."""
+"""cond_any, loop_bound and after (jaxms.game.control): the same results as lax.cond / a per-env loop, under
+vmap a conditional that stays a conditional, and a compiled tick that never copies the grids."""
 
 from __future__ import annotations
 
@@ -55,3 +55,32 @@ def test_loop_bound_is_the_batch_maximum_and_extra_steps_may_be_no_ops():
     np.testing.assert_array_equal(jax.jit(jax.vmap(total))(counts), [0, 6, 1, 15])
     assert int(jax.jit(jax.vmap(lambda c: loop_bound(c) + 0 * c))(counts).max()) == 5
     assert int(loop_bound(jnp.int32(7))) == 7
+
+
+def _grid_copies(compiled_text: str, shape: str) -> int:
+    """Copies of an array of `shape` (e.g. "u8[1,202,194]") in a compiled module's text, outside its entry
+    computation (there the inputs are copied once per call, not per tick)."""
+    computation, copies = "", 0
+    for line in compiled_text.splitlines():
+        if not line.startswith(" ") and "(" in line:
+            computation = line
+        elif f"= {shape}" in line and " copy(" in line and not computation.startswith("ENTRY"):
+            copies += 1
+    return copies
+
+
+def test_after_changes_nothing_and_keeps_the_grids_uncopied_in_a_tick():
+    grid = jnp.arange(12, dtype=jnp.uint8).reshape(3, 4)
+    np.testing.assert_array_equal(control.after(grid, jnp.ones(3), jnp.int32(5)), grid)
+    # A tick on a map read by blocks (with boats, bots and their border contacts, the rounds of conquest
+    # writing the grids in place): XLA keeps one copy of each grid, written in place, none made per tick.
+    from jaxms import game, load_map
+    from jaxms.game.bots import scripted_bots
+
+    arrays = game.map_arrays(load_map("islands_192"))
+    start = game.new_game(jax.random.key(0), arrays, ["human"] + ["tribe"] * 4)
+    ticks = jax.jit(jax.vmap(lambda g: game.run_ticks(g, arrays, 3, bots=scripted_bots)))
+    batch = jax.tree.map(lambda x: x[None], start)
+    text = ticks.lower(batch).compile().as_text()
+    shape = "u8[1,{},{}]".format(*start.board_owner.shape)
+    assert shape in text and _grid_copies(text, shape) == 0

@@ -227,18 +227,20 @@ def _annihilate(state: GameState, taken: jax.Array, rules: Rules) -> GameState:
     Its remaining tiles and its gold go to the attacker that took most of its tiles this tick (the engine
     hands tiles to whichever attacker touches them; one heir keeps this a single pass over the grid). The
     per-player part is small and always computed (with nobody doomed it changes nothing); the pass over
-    the grid is a loop run once on a tick where someone is doomed and never otherwise (a loop, unlike a
-    conditional, carries the grid in place rather than copying it on every tick).
+    the grid is a loop over its rows, run on a tick where someone is doomed and never otherwise (a loop,
+    unlike a conditional, carries the grid in place rather than copying it on every tick).
     """
     num_slots = state.troops.shape[0]
     slots = jnp.arange(num_slots)
     attacked = taken.sum(axis=0) > 0
     doomed = attacked & (slots > 0) & state.alive & (state.tiles < rules.annihilation_tiles)
     heir = jnp.where(doomed, jnp.argmax(taken, axis=0), slots)  # int[P1]: new owner of each slot's tiles
-    def hand_over(_, owner):  # (off the map: 0 stays 0)
-        return heir[owner.astype(jnp.int32)].astype(jnp.uint8)
+    def hand_over(row, owner):  # a row at a time, written in place (off the map: 0 stays 0)
+        return owner.at[row].set(heir[owner[row].astype(jnp.int32)].astype(jnp.uint8))
 
-    owner = jax.lax.fori_loop(0, loop_bound(doomed.any().astype(jnp.int32)), hand_over, state.board_owner)
+    rows = state.board_owner.shape[0]
+    owner = jax.lax.fori_loop(0, rows * loop_bound(doomed.any().astype(jnp.int32)), hand_over,
+                              state.board_owner)
     inherited_tiles = jax.ops.segment_sum(jnp.where(doomed, state.tiles, 0), heir, num_segments=num_slots)
     inherited_gold = jax.ops.segment_sum(jnp.where(doomed, state.gold, 0.0), heir, num_segments=num_slots)
     tiles = jnp.where(doomed, 0, state.tiles + inherited_tiles)
