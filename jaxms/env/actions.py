@@ -34,7 +34,6 @@ from jaxms.env.contract import (  # noqa: F401 (re-exported)
 )
 from jaxms.game.boats import BOATS_PER_PLAYER, boats_in_flight, order_boat
 from jaxms.game.control import cond_any
-from jaxms.game.grid import NEIGHBOURS, shift
 from jaxms.game.state import MAX_WATER_BODIES, GameState, MapArrays, block_size
 
 # Unit vectors (dy, dx) of the compass directions; y grows southwards (row index).
@@ -73,28 +72,35 @@ def direction_targets(state: GameState, arrays: MapArrays, player: int = 1
                       ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Who the agent would attack in each direction.
 
+    Every attackable tile borders a tile of the agent's, so it lies in a block of the game's border list
+    (game/blocks.py): only those blocks are read (the whole board on a small map). The centre is the one
+    pass over the map (`territory_centre`).
     Returns:
         target: int32[8], owner id attacked for each compass direction (0 = unowned land);
         legal: bool[9], whether each direction (and WAIT, always) has an attackable border;
         centre: float32[2], the (y, x) the directions are measured from.
     """
+    from jaxms.game.blocks import BORDER_ROWS, state_lists
+    from jaxms.game.conquest import game_board, listed, map_yx, visit_border
+
     num_slots = state.troops.shape[0]
-    owner = state.owner.astype(jnp.int32)
-    mine = owner == player
-    touches_me = jnp.zeros_like(mine)
-    for dy, dx in NEIGHBOURS:
-        touches_me |= shift(mine, dy, dx, False)
     attackable_owner = (state.alive | (jnp.arange(num_slots) == 0)) & (jnp.arange(num_slots) != player)
-    attackable = arrays.land & touches_me & ~mine & attackable_owner[owner]
-    centre, _ = territory_centre(owner, player)
-    height, width = owner.shape
-    dy = jnp.arange(height, dtype=jnp.float32)[:, None] - centre[0]
-    dx = jnp.arange(width, dtype=jnp.float32)[None, :] - centre[1]
-    sector = compass_sector(dy, dx)
+    centre, _ = territory_centre(state.owner, player)
     dummy = NUM_DIRECTIONS * num_slots
-    index = jnp.where(attackable, sector * num_slots + owner, dummy).ravel()
-    counts = jax.ops.segment_sum(jnp.ones_like(index), index, num_segments=dummy + 1)[:-1]
-    counts = counts.reshape(NUM_DIRECTIONS, num_slots)
+    board = game_board(state)
+
+    def count(counts, tiles):
+        touches_me = ((tiles.neighbours[0] == player) | (tiles.neighbours[1] == player)
+                      | (tiles.neighbours[2] == player) | (tiles.neighbours[3] == player))
+        attackable = tiles.land & touches_me & (tiles.owner != player) & attackable_owner[tiles.owner]
+        y, x = map_yx(board, tiles.place)
+        sector = compass_sector(y.astype(jnp.float32) - centre[0], x.astype(jnp.float32) - centre[1])
+        return counts.at[jnp.where(attackable, sector * num_slots + tiles.owner, dummy)].add(1)
+
+    lists = None if board.whole else state_lists(state)
+    blocks = None if board.whole else listed(lists, state.tick % BORDER_ROWS)
+    counts = visit_border(board, lists, blocks, count, jnp.zeros(dummy + 1, jnp.int32), centre[0] >= -1.0)
+    counts = counts[:-1].reshape(NUM_DIRECTIONS, num_slots)
     legal = jnp.append(counts.sum(axis=1) > 0, True)
     return jnp.argmax(counts, axis=1).astype(jnp.int32), legal, centre
 

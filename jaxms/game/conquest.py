@@ -330,14 +330,14 @@ def _read(board: Board, tiles: _Tiles, token: jax.Array, owner: bool = True
     return owner.ravel(), info.ravel()
 
 
-def _map_yx(board: Board, place: jax.Array) -> tuple[jax.Array, jax.Array]:
+def map_yx(board: Board, place: jax.Array) -> tuple[jax.Array, jax.Array]:
     """int32 (y, x): the map coordinates of tiles given by their place in the flattened board."""
     return place // board.owner.shape[1] - 1, place % board.owner.shape[1] - 1
 
 
 def _map_index(board: Board, place: jax.Array) -> jax.Array:
     """uint32: the map index `y * width + x` of tiles given by their place in the flattened board."""
-    y, x = _map_yx(board, place)
+    y, x = map_yx(board, place)
     return (y * board.width + x).astype(jnp.uint32)
 
 
@@ -355,7 +355,7 @@ def _focus_bonus(board: Board, place: jax.Array, target: jax.Array, neighbours: 
     (y, x), unit direction (dy, dx); zeros: none): tiles next to `player`, not its own, within 45 degrees of
     the direction seen from the origin count `bonus` ticks older (its attack takes them first)."""
     oy, ox, dy, dx = (focus[i] for i in range(4))
-    y, x = _map_yx(board, place)
+    y, x = map_yx(board, place)
     vy, vx = y.astype(jnp.float32) - oy, x.astype(jnp.float32) - ox
     # cos 45 degrees: v . d >= |v| / sqrt(2), squared on the non-negative side.
     along = vy * dy + vx * dx
@@ -389,7 +389,7 @@ def _beach_attacker(board: Board, place: jax.Array, target: jax.Array, land: jax
     one tile holds the tile, a land tile of the pair's target; -1 for none (of several, the last listed).
     A loop over the held pairs: nothing at all when none is."""
     num_pairs = live.size
-    y, x = _map_yx(board, place)
+    y, x = map_yx(board, place)
     boxes = beaches.box.reshape(num_pairs, 4)
 
     def one(i, claim):
@@ -407,7 +407,7 @@ def _grow_boxes(board: Board, place: jax.Array, pair: jax.Array, beaches: Beache
                 ) -> jax.Array:
     """int32[P + 1, P + 1, 4]: `box` with each held pair's box grown to hold the tiles it took (`pair`: per
     tile, the taking pair a (P + 1) + t, -1 if not taken)."""
-    y, x = _map_yx(board, place)
+    y, x = map_yx(board, place)
     far = 1 << 20
     boxes = box.reshape(-1, 4)
 
@@ -757,25 +757,47 @@ def _neighbours(owner: jax.Array, stride: int, end: int) -> list[jax.Array]:
     return [owner[:end - stride], owner[2 * stride:], owner[stride - 1:end - 1], owner[stride + 1:end + 1]]
 
 
+class BorderTiles(NamedTuple):
+    """Tiles read by `visit_border`: one chunk of the listed blocks (or the whole board), flat."""
+
+    place: jax.Array  # int32[N]: each tile's place in the flattened board (`map_yx` gives its map (y, x))
+    owner: jax.Array  # int32[N]
+    neighbours: list[jax.Array]  # 4 x int32[N]: the owners of its N, S, W, E neighbours
+    land: jax.Array  # bool[N]: land of the block being read (False on a window's border and on water)
+
+
+def visit_border(board: Board, lists: BlockLists | None, blocks: Listed | None, visit, init, token):
+    """`visit(carry, tiles: BorderTiles) -> carry` over every tile of the blocks of row `blocks` of `lists`
+    (chunk by chunk), or over the whole board when it is read whole (`lists` None). The border list holds
+    every tile next to another player's, so a question about such tiles needs no pass over the map; a
+    block is read once however often it is listed (the lists hold no repeats). `token`: see
+    `_computed_once`."""
+
+    def read(tiles, token):
+        owner, info = _read(board, tiles, token)
+        stride, end = tiles.stride, owner.shape[0] - tiles.stride
+        owner = owner.astype(jnp.int32)
+        return BorderTiles(tiles.place[stride:end], owner[stride:end], _neighbours(owner, stride, end),
+                           (info[stride:end] & _TERRAIN_BITS) > 0)
+
+    if board.whole:
+        return visit(init, read(_whole(board), token))
+    return jax.lax.fori_loop(0, blocks.num_chunks,
+                             lambda step, carry: visit(carry, read(_chunk(board, lists.ids, blocks, step),
+                                                                   step >= 0)), init)
+
+
 def list_contacts(board: Board, lists: BlockLists, blocks: Listed, num_slots: int) -> jax.Array:
     """bool[P + 1, P + 1]: `contacts[i, j]` when a tile of i is 4-adjacent to a land tile owned by j (the
     bots' `border_contacts`), read from the listed blocks only (the border list holds every border tile)."""
-    size = BLOCK + 2
     dummy = num_slots * num_slots
 
-    def mark(step, seen):
-        tiles = _chunk(board, lists.ids, blocks, step)
-        owner, info = _read(board, tiles, step >= 0)
-        stride, end = size, owner.shape[0] - size
-        owner = owner.astype(jnp.int32)
-        centre = owner[stride:end]
-        land = (info[stride:end] & _TERRAIN_BITS) > 0
-        codes = []
-        for n in _neighbours(owner, stride, end):
-            codes.append(jnp.where(land & (n > 0) & (n != centre), n * num_slots + centre, dummy))
+    def mark(seen, tiles):
+        codes = [jnp.where(tiles.land & (n > 0) & (n != tiles.owner), n * num_slots + tiles.owner, dummy)
+                 for n in tiles.neighbours]
         return seen.at[jnp.concatenate(codes)].set(True)
 
-    seen = jax.lax.fori_loop(0, blocks.num_chunks, mark, jnp.zeros(dummy + 1, jnp.bool_))
+    seen = visit_border(board, lists, blocks, mark, jnp.zeros(dummy + 1, jnp.bool_), jnp.bool_(True))
     seen = seen[:-1].reshape(num_slots, num_slots)
     return seen | seen.T
 
