@@ -51,6 +51,7 @@ from jaxms.env.contract import AGENT, NUM_ACTIONS, NUM_DIRECTIONS, ObsConfig
 from jaxms.env.observe import make_observer
 from jaxms.game import stats
 from jaxms.game.bots import scripted_bots
+from jaxms.game.control import loop_bound
 from jaxms.game.loop import leader, tick
 from jaxms.game.rules import Difficulty, PlayerKind, Rules
 from jaxms.game.spawn import MAX_PLAYERS, make_game, spawn_distance, structure_capacity
@@ -253,24 +254,33 @@ class TerritoryEnv:
         obs, stepped, reward, terminated, truncated, info = self.step_env(step_key, state, action, params)
         done = terminated | truncated
         pool_size = self._pool_size(params)
-        if pool_size > 0:
-            # A stored fresh episode (its directions and first observation made with the pool, not here:
-            # under vmap this branch runs on every step) with a new game key.
-            index = jax.random.randint(reset_key, (), 0, pool_size)
-            pick = partial(jax.tree.map, lambda leaf: leaf[index])
-            reset_state, reset_obs = pick(params.pool_states), pick(params.pool_obs)
-            reset_state = reset_state.replace(
-                game=reset_state.game.replace(key=jax.random.fold_in(reset_key, 1)))
-        else:
-            game, map_index = self._new_game(reset_key, params.maps)
-            reset_obs, reset_state = self._start(game, map_index, params)
-        reset_state = reset_state.replace(
-            returned_episode_return=stepped.returned_episode_return,
-            returned_episode_length=stepped.returned_episode_length,
-            returned_episode_won=stepped.returned_episode_won,
-            returned_episode_share=stepped.returned_episode_share)
-        new_state = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, stepped)
-        new_obs = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_obs, obs)
+
+        def fresh():
+            """(obs, state) of a new episode, the finished one's statistics kept."""
+            if pool_size > 0:
+                # A stored fresh episode (its directions and first observation made with the pool, not
+                # here) with a new game key.
+                index = jax.random.randint(reset_key, (), 0, pool_size)
+                pick = partial(jax.tree.map, lambda leaf: leaf[index])
+                reset_state, reset_obs = pick(params.pool_states), pick(params.pool_obs)
+                reset_state = reset_state.replace(
+                    game=reset_state.game.replace(key=jax.random.fold_in(reset_key, 1)))
+            else:
+                game, map_index = self._new_game(reset_key, params.maps)
+                reset_obs, reset_state = self._start(game, map_index, params)
+            return reset_obs, reset_state.replace(
+                returned_episode_return=stepped.returned_episode_return,
+                returned_episode_length=stepped.returned_episode_length,
+                returned_episode_won=stepped.returned_episode_won,
+                returned_episode_share=stepped.returned_episode_share)
+
+        def reset(_, carry):  # each env takes the new episode where it is done (under vmap: `done` per env)
+            return jax.tree.map(lambda r, s: jnp.where(done, r, s), fresh(), carry)
+
+        # A loop run once on a step where an episode ended (in a batch: where any did) and never otherwise:
+        # the reset's pass over the state's grids is paid when it happens, not on every step (a select
+        # over every leaf, or a conditional, which copies the grids).
+        new_obs, new_state = jax.lax.fori_loop(0, loop_bound(done.astype(jnp.int32)), reset, (obs, stepped))
         info = {**info, "final_observation": obs, "terminated": terminated, "truncated": truncated}
         return new_obs, new_state, reward, done, info
 
