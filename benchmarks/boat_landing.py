@@ -1,12 +1,17 @@
 """A boat crossing on OpenFront's full Australia map, against what OpenFront's own engine did.
 
-The scenario (run once under node with the engine's TypeScript core, outside this repository, DefaultConfig,
-no bots): a human spawned at (1542, 1268) on the mainland's south coast sends 5,000 troops by boat to
-Tasmania's shore at (1500, 1331) on the first tick after the spawn phase. The engine's figures, recorded
-from that run, are `ENGINE` below. This script plays the same scenario in jaxms and prints both: the launch
-tile, the landing tick, the troops then, and 95 ticks after the landing the tiles held on Tasmania (the land
-mass of the landing tile) and on the mainland beyond the spawn. The engine seeds a boat's attack at its
+The scenario (run under node with the engine's TypeScript core, outside this repository: scamiv/OpenFrontIO
+at 1ebac8e, its own `createGame` with DefaultConfig, Singleplayer, no nations or bots): a human spawned at
+(1542, 1268) on the mainland's south coast sends 5,000 troops by boat to Tasmania's shore at (1500, 1331)
+on the first tick after the spawn phase, as a client's boat intent. The engine's figures, recorded from
+that run, are `ENGINE` and `ENGINE_GROWTH` below. This script plays the same scenario in jaxms and prints
+both: the launch tile, the landing (ticks after the order), the player's troops then, the tiles held on
+Tasmania (the land mass of the landing tile) every 10 ticks after the landing, and 95 ticks after it the
+Tasmanian tiles and the mainland tiles gained beyond the spawn. The engine seeds a boat's attack at its
 landing only, so it takes nothing on the mainland.
+
+(The engine's own test helpers build games with `tests/util/TestConfig`, which takes exactly one tile per
+attack per tick: 96 Tasmanian tiles at +95. That is not the game's rule; DefaultConfig's is.)
 
     python -m benchmarks.boat_landing [--maps-dir ../shared/maps/openfront]
 """
@@ -25,9 +30,12 @@ from jaxms import game, load_map
 from jaxms.game import boats
 
 SPAWN, LANDING, TROOPS, AFTER = (1542, 1268), (1500, 1331), 5_000, 95
-# OpenFront's engine on this scenario (tsx under node, DefaultConfig, one human, no bots).
+# OpenFront's engine on this scenario (tsx under node, DefaultConfig, one human, no bots); the landing is
+# counted in ticks after the order (the engine's game tick 205 for an order at tick 101).
 ENGINE = {"launch_tile": [1542, 1270], "landing_tick": 104, "troops_at_landing": 57_657,
-          "landing_island_tiles_after": 96, "mainland_tiles_gained_after": 0}
+          "landing_island_tiles_after": 260, "mainland_tiles_gained_after": 0}
+# Tasmanian tiles held that many ticks after the landing, in the same engine run.
+ENGINE_GROWTH = {10: 25, 20: 57, 30: 85, 40: 105, 50: 132, 60: 163, 70: 193, 80: 223, 90: 250, 95: 260}
 
 
 def play(maps_dir: str | None) -> dict:
@@ -47,14 +55,18 @@ def play(maps_dir: str | None) -> dict:
         state = tick(state, arrays, rules)
     troops_at_landing = float(state.troops[1])
     run = jax.jit(game.run_ticks, static_argnums=(2,))
-    state = run(state, arrays, AFTER)
     labels, _ = ndimage.label(np.asarray(arrays.land))
     island = labels == labels[LANDING[1], LANDING[0]]
+    growth, played = {}, 0
+    for after in ENGINE_GROWTH:
+        state = run(state, arrays, after - played)
+        played = after
+        growth[after] = int(((np.asarray(state.owner) == 1) & island).sum())
     owned = np.asarray(state.owner) == 1
     return {"launch_tile": [src % width, src // width], "landing_tick": landing_tick,
             "troops_at_landing": troops_at_landing,
             "landing_island_tiles_after": int((owned & island).sum()),
-            "mainland_tiles_gained_after": int((owned & ~island).sum()) - start_tiles}
+            "mainland_tiles_gained_after": int((owned & ~island).sum()) - start_tiles, "growth": growth}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,6 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     ours = play(args.maps_dir)
     rows = [{"figure": key, "engine": ENGINE[key], "jaxms": ours[key]} for key in ENGINE]
+    rows += [{"figure": f"landing_island_tiles_{after}_ticks_after", "engine": tiles,
+              "jaxms": ours["growth"][after]} for after, tiles in ENGINE_GROWTH.items()]
     write_results("boat_landing", rows, ["figure", "engine", "jaxms"],
                   "A boat crossing to Tasmania on the full Australia map: OpenFront's engine and jaxms",
                   out_dir=args.out_dir)
