@@ -224,6 +224,50 @@ def test_a_torch_update_is_the_jax_trainers_update(setup):
         np.testing.assert_array_equal(leaf, kept)  # ...and not the first runner's (a snapshot, not a view)
 
 
+def test_observations_by_dlpack_train_exactly_as_by_numpy(setup):
+    """The "dlpack" transfer (observations left on JAX's device, taken by `torch.from_dlpack`: what CUDA
+    runs use) gives bit for bit the "numpy" transfer's training on CPU, through a checkpoint's runner (its
+    observations NumPy either way) loaded into a fresh dlpack trainer; unknown transfers and DLPack to MPS
+    are refused in one line."""
+    from jaxms.torch.trainer import resolve_transfer
+
+    _, env, observations = setup
+    ppo = PPOConfig(num_envs=NUM_ENVS, n_steps=8, batch_size=NUM_ENVS * 4, update_epochs=2,
+                    learning_rate=1e-2, total_timesteps=2 * NUM_ENVS * 8)
+    runs = {}
+
+    def trainer_with(transfer):
+        torch.manual_seed(0)
+        return make_torch_train(ppo, env, network=TorchFeaturesPolicy(observations["features"].shape[-1]),
+                                seed=0, transfer=transfer)
+
+    for transfer in ("numpy", "dlpack"):
+        trainer = trainer_with(transfer)
+        assert trainer.transfer == transfer and trainer.envs.obs_on_device == (transfer == "dlpack")
+        runner, metrics = trainer.train_chunk(trainer.init())
+        assert all(isinstance(value, np.ndarray) for value in runner.obs.values())
+        if transfer == "dlpack":
+            assert all(isinstance(value, jax.Array) for value in trainer._obs.values())
+            # A fresh trainer loads the runner first, as a resumed run does.
+            runner = trainer_with(transfer).train_chunk(runner)[0]
+        else:
+            runner = trainer.train_chunk(runner)[0]
+        runs[transfer] = (metrics, runner)
+    (metrics_a, runner_a), (metrics_b, runner_b) = runs["numpy"], runs["dlpack"]
+    for name in metrics_a:
+        np.testing.assert_array_equal(metrics_a[name], metrics_b[name], err_msg=name)
+    for a, b in zip(jax.tree.leaves((runner_a.params, runner_a.obs)), jax.tree.leaves((runner_b.params,
+                                                                                       runner_b.obs)),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert resolve_transfer("auto", torch.device("cpu")) == "numpy"
+    for transfer, device, message in (("zero-copy", "cpu", "transfer must be one of auto, numpy, dlpack"),
+                                      ("dlpack", "mps", "MPS backend has no DLPack")):
+        with pytest.raises(ValueError, match=message) as error:
+            resolve_transfer(transfer, torch.device(device))
+        assert "\n" not in str(error.value)
+
+
 def test_converters_round_trip_and_refuse_a_mismatch(setup):
     _, _, observations = setup
     shapes = observation_shapes(observations, batch_dims=1)

@@ -88,11 +88,17 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
 
     The reset and step functions are compiled once per `num_envs` (on first use); actions are passed
     as int32 whatever integer dtype they come in, so no call recompiles.
+
+    With `obs_on_device=True`, `reset` and `step` return the observations as the JAX arrays they are on
+    JAX's device (same keys, shapes and dtypes), not fetched to the host: a consumer on the same device
+    takes them without a copy through DLPack (`torch.from_dlpack`; the torch trainer does this on CUDA).
+    Everything else (rewards, flags, infos, `final_obs`) is NumPy as always.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(self, env: TerritoryEnv, num_envs: int, seed: int = 0, params: EnvParams | None = None):
+    def __init__(self, env: TerritoryEnv, num_envs: int, seed: int = 0, params: EnvParams | None = None,
+                 obs_on_device: bool = False):
         if not isinstance(env, TerritoryEnv):
             raise TypeError(f"env must be a TerritoryEnv (jaxms.env.make_env), got {type(env).__name__}")
         if isinstance(num_envs, bool) or not isinstance(num_envs, int | np.integer) or num_envs < 1:
@@ -101,6 +107,7 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
             raise TypeError(f"params must be EnvParams (env.default_params or env.make_params(...)), got "
                             f"{type(params).__name__}")
         self.env = env
+        self.obs_on_device = bool(obs_on_device)
         self.params = env.default_params if params is None else params
         self.num_envs = int(num_envs)
         self.single_observation_space = to_gymnasium(env.observation_space(self.params))
@@ -133,9 +140,10 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
         super().reset(seed=seed)  # seeds `self.np_random` as gymnasium expects (unused by the simulation)
         self._key, keys = _next_keys(self._key, self.num_envs)
         obs, self._state = self._reset_fn(keys, self.params)
-        obs, legal = _to_numpy((obs, self._state.legal))
+        device_obs = obs
+        obs, legal = _to_numpy((None if self.obs_on_device else obs, self._state.legal))
         self._masks = np.repeat(legal, len(INTENSITIES), axis=1)
-        return obs, {}
+        return (device_obs if self.obs_on_device else obs), {}
 
     def step(self, actions: Any) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray,
                                           dict[str, Any]]:
@@ -147,7 +155,11 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
         self._key, keys = _next_keys(self._key, self.num_envs)
         obs, self._state, reward, _, info = self._step_fn(keys, self._state, actions, self.params)
         final_obs = info.pop("final_observation")
-        obs, reward, info, legal = _to_numpy((obs, reward, info, self._state.legal))
+        device_obs = obs
+        obs, reward, info, legal = _to_numpy((None if self.obs_on_device else obs, reward, info,
+                                              self._state.legal))
+        if self.obs_on_device:
+            obs = device_obs
         self._masks = np.repeat(legal, len(INTENSITIES), axis=1)
         terminated, truncated = info["terminated"], info["truncated"]
         done = terminated | truncated

@@ -21,10 +21,14 @@ update_epochs passes over shuffled minibatches of the clipped surrogate + vf_coe
 ent_coef * entropy loss, global-norm gradient clipping, Adam (eps `adam_eps`, 1e-5), the learning rate
 constant or decaying linearly per update.
 
-Data path: the env runs on JAX's device; `JaxVectorEnv` returns NumPy on the host, which is copied to the
-torch device as it is (uint8 views stay uint8, a quarter of float32's bytes; the network scales them on the
-device). Actions are sampled on the host from the logits with a seeded `torch.Generator` (so a run is
-reproducible and resumes exactly on any device); minibatch orders are drawn from it too.
+Data path: the env runs on JAX's device. The observations reach torch as they are (uint8 views stay uint8,
+a quarter of float32's bytes; the network scales them on the device), by one of two transfers
+(`transfer=`): "numpy", `JaxVectorEnv` fetches them to the host and torch copies them to its device (the
+only way to MPS, which has no DLPack, and what a CPU run needs anyway); "dlpack", they stay on JAX's device
+and torch takes them without a copy (`torch.from_dlpack`), when JAX and torch share the device (CUDA).
+"auto" (the default) picks "dlpack" when torch's device is CUDA and JAX runs on a GPU, else "numpy".
+Actions are sampled on the host from the logits with a seeded `torch.Generator` (so a run is reproducible
+and resumes exactly on any device); minibatch orders are drawn from it too.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 import time
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 import torch
 
@@ -85,7 +90,8 @@ class TorchTrainer:
     and the update (GAE and the epochs of minibatches)."""
 
     def __init__(self, config: PPOConfig, env, network_config: NetworkConfig | None = None,
-                 device: str | torch.device = "cpu", seed: int = 0, network: torch.nn.Module | None = None):
+                 device: str | torch.device = "cpu", seed: int = 0, network: torch.nn.Module | None = None,
+                 transfer: str = "auto"):
         config.rollout_size  # noqa: B018 (raises naming an unset size)
         if (network_config is None) == (network is None):
             raise ValueError("give the TorchTrainer a NetworkConfig (our network) or a torch module "
@@ -97,7 +103,9 @@ class TorchTrainer:
             # CPU, with other work running, one forward of the bench network on 8 observations took 448 ms
             # with 2 threads and 4.9 ms with 1 (a process-wide setting: torch has no other).
             torch.set_num_threads(1)
-        self.envs = JaxVectorEnv(env, config.num_envs, seed=self.seed)
+        self.transfer = resolve_transfer(transfer, self.device)
+        self.envs = JaxVectorEnv(env, config.num_envs, seed=self.seed,
+                                 obs_on_device=self.transfer == "dlpack")
         self.shapes = observation_shapes(self.envs.single_observation_space)
         if network is None:
             network = make_torch_network(network_config, self.shapes, seed=self.seed)
@@ -108,7 +116,7 @@ class TorchTrainer:
                                           eps=config.adam_eps)
         self.generator = torch.Generator()
         self.timings = {"simulation": 0.0, "policy": 0.0, "update": 0.0}
-        self._obs: dict[str, np.ndarray] | None = None
+        self._obs: dict[str, np.ndarray | jax.Array] | None = None  # JAX arrays with the "dlpack" transfer
         self._update = 0
         self._env_steps = 0
         self._live: TorchRunner | None = None  # the runner that describes the torch objects now
@@ -139,7 +147,8 @@ class TorchTrainer:
             params=state_dict_to_flax(self.network.state_dict()),
             opt_state={"mu": state_dict_to_flax(mu), "nu": state_dict_to_flax(nu),
                        "count": np.asarray(count, np.int64)},
-            env=self.envs.snapshot(), obs=self._obs, generator=self.generator.get_state().numpy().copy(),
+            env=self.envs.snapshot(), obs={key: np.array(value) for key, value in self._obs.items()},
+            generator=self.generator.get_state().numpy().copy(),
             # 0-d arrays, not NumPy scalars: orbax saves arrays only
             update=np.asarray(self._update, np.int32), env_steps=np.asarray(self._env_steps, np.int32))
 
@@ -156,7 +165,8 @@ class TorchTrainer:
                                                "exp_avg": mu[name].to(self.device),
                                                "exp_avg_sq": nu[name].to(self.device)}
         self.envs.restore(runner.env)
-        self._obs = {key: np.array(value) for key, value in runner.obs.items()}
+        self._obs = {key: jax.device_put(np.asarray(value)) if self.transfer == "dlpack" else np.array(value)
+                     for key, value in runner.obs.items()}
         self.generator.set_state(torch.from_numpy(np.asarray(runner.generator, np.uint8).copy()))
         self._update, self._env_steps = int(np.asarray(runner.update)), int(np.asarray(runner.env_steps))
         self._live = runner
@@ -167,9 +177,11 @@ class TorchTrainer:
             return self.config.learning_rate * (1.0 - update / self.config.num_updates)
         return self.config.learning_rate
 
-    def _to_device(self, obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        # As they are (uint8 views stay uint8); `non_blocking` overlaps the copy on CUDA.
-        return {key: torch.from_numpy(value).to(self.device, non_blocking=True) for key, value in obs.items()}
+    def _to_device(self, obs: dict[str, np.ndarray | jax.Array]) -> dict[str, torch.Tensor]:
+        # As they are (uint8 views stay uint8): JAX arrays by DLPack (no copy on a shared device), NumPy by a
+        # copy (`non_blocking` overlaps it on CUDA).
+        return {key: (torch.from_dlpack(value) if isinstance(value, jax.Array) else torch.from_numpy(value)
+                      ).to(self.device, non_blocking=True) for key, value in obs.items()}
 
     @torch.no_grad()
     def rollout(self) -> dict[str, Any]:
@@ -291,13 +303,29 @@ class TorchTrainer:
         return self._live, stacked
 
 
+TRANSFERS = ("auto", "numpy", "dlpack")
+
+
+def resolve_transfer(transfer: str, device: torch.device) -> str:
+    """How observations reach torch (see the module docstring): "numpy" or "dlpack" for `transfer` in
+    TRANSFERS. Raises ValueError, one line, for a name outside them or "dlpack" to a device that has none."""
+    if transfer not in TRANSFERS:
+        raise ValueError(f"transfer must be one of {', '.join(TRANSFERS)}, got {transfer!r}")
+    if transfer == "auto":
+        return "dlpack" if device.type == "cuda" and jax.default_backend() == "gpu" else "numpy"
+    if transfer == "dlpack" and device.type == "mps":
+        raise ValueError("transfer 'dlpack': PyTorch's MPS backend has no DLPack; use 'numpy' (or 'auto')")
+    return transfer
+
+
 def _torch_dtype(array: np.ndarray) -> torch.dtype:
     return torch.from_numpy(np.zeros((), array.dtype)).dtype
 
 
 def make_torch_train(config: PPOConfig, env, network_config: NetworkConfig | None = None,
                      device: str | torch.device = "cpu", seed: int = 0,
-                     network: torch.nn.Module | None = None) -> TorchTrainer:
+                     network: torch.nn.Module | None = None, transfer: str = "auto") -> TorchTrainer:
     """The torch learner for a `TerritoryEnv` (see the module docstring): our network for `network_config`,
-    or any torch module given as `network` (obs dict of tensors -> (masked logits, value, aux dict))."""
-    return TorchTrainer(config, env, network_config, device, seed, network)
+    or any torch module given as `network` (obs dict of tensors -> (masked logits, value, aux dict));
+    `transfer` ("auto", "numpy", "dlpack") is how observations reach torch."""
+    return TorchTrainer(config, env, network_config, device, seed, network, transfer)
