@@ -54,7 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxms.game.blocks import BlockLists, chunk_blocks
-from jaxms.game.control import loop_bound
+from jaxms.game.control import after, loop_bound
 from jaxms.game.grid import (
     BLOCK,
     INFO_AGE,
@@ -527,7 +527,7 @@ class Frontier(NamedTuple):
 
 def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | None, live: jax.Array,
                        seed: jax.Array, rules: Rules, focus: jax.Array | None = None,
-                       beaches: Beaches | None = None) -> Frontier:
+                       beaches: Beaches | None = None, counts: jax.Array | None = None) -> Frontier:
     """The frontier tiles of every conquering attack, counted per (attacker, target, priority bin).
 
     Args:
@@ -536,6 +536,8 @@ def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | 
         live: bool[P + 1, P + 1], the attacks that conquer this round; seed: uint32[2], this round's.
         focus: float32[4], the agent's directed attack (`GameState.focus[1]`), or None.
         beaches: the boat attacks held at their beach (`held_beaches`), or None (a map without water).
+        counts: int32[P + 1, P + 1, (2,) 1344], zeros, to count in (`Plan.counts` of the round before: the
+            buffer is zeroed once a tick, not every round), or None for a new one.
     """
     num_slots = live.shape[0]
     halves = board.cover_halves
@@ -547,7 +549,8 @@ def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | 
                 tiles.at[segment // (halves * NUM_BINS)].add(1, mode="drop"))
 
     shape = (*live.shape, NUM_BINS) if halves == 1 else (*live.shape, 2, NUM_BINS)
-    counts = jnp.zeros(num_slots * num_slots * halves * NUM_BINS, jnp.int32)
+    counts = (jnp.zeros(num_slots * num_slots * halves * NUM_BINS, jnp.int32) if counts is None
+              else counts.ravel())
     tiles = jnp.zeros(num_slots * num_slots, jnp.int32)
     if board.whole:
         segment = segments(board, _whole(board), token=live.sum() >= 0)
@@ -603,7 +606,7 @@ class ListUpdate(NamedTuple):
     next_live: jax.Array | bool = True
 
 
-def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules, first_round: jax.Array,
+def take_tiles(board: Board, frontier: Frontier, plan: Plan, rules: Rules, first_round: jax.Array,
                lists: BlockLists | None = None, update: ListUpdate | None = None
                ) -> tuple[Board, jax.Array, BlockLists | None]:
     """Every frontier tile is taken with its bin's probability (the boundary bin's tiles at random).
@@ -612,7 +615,7 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
     end (bit 7 of `info`): the first round marks its frontier tiles that it does not take, later rounds
     unmark the tiles they take.
     Args:
-        takes: float32[P + 1, P + 1, 1344], tiles to take per (attacker, target, sorted bin) (`plan_takes`).
+        plan: what every attack takes (`plan_takes`).
         first_round: this is the tick's first round (bool[], may be traced).
         lists, update: on a board read by blocks, the state's block lists and where to record the blocks
             where tiles changed hands and their neighbours across the changed edges (the next tick's border
@@ -628,22 +631,20 @@ def take_tiles(board: Board, frontier: Frontier, takes: jax.Array, rules: Rules,
     first_round = jnp.asarray(first_round)
     halves = board.cover_halves
     off_frontier = _off_frontier(board, num_slots)
-    takes, counts = takes.ravel(), frontier.counts.ravel()
+    cutoff, partial, at_cutoff = plan.cutoff.ravel(), plan.partial.ravel(), plan.at_cutoff.ravel()
 
     def take(tiles, segment, owner, info, taken, token):
         place = tiles.place[tiles.stride:-tiles.stride]
         # 24 random bits as a uniform in [0, 1): a tile of the boundary bin is taken with its bin's share.
         tie = hash_bits(frontier.seed[1], _map_index(board, place))
-        sorted_segment = _sorted(segment, rules)
-        if halves == 1:
-            chance = (takes.at[sorted_segment].get(mode="fill", fill_value=0.0)  # 0 off the frontier
-                      / counts.at[sorted_segment].get(mode="fill", fill_value=1))
-        else:
-            # Covered or not, a bin's tiles are taken with the same chance: its takes over both halves' tiles.
-            uncovered = sorted_segment - (segment // NUM_BINS % 2) * NUM_BINS
-            chance = (takes.at[_sorted(_pair_bin(board, segment), rules)].get(mode="fill", fill_value=0.0)
-                      / (counts.at[uncovered].get(mode="fill", fill_value=1)
-                         + counts.at[uncovered + NUM_BINS].get(mode="fill", fill_value=0)))
+        # Covered or not, a bin's tiles are taken with the same chance. Off the frontier the pair is past
+        # the end: cutoff 0 and part 0 of bin 0, no chance.
+        pair_bin = _sorted(_pair_bin(board, segment), rules)
+        pair_index, sorted_bin = pair_bin // NUM_BINS, pair_bin % NUM_BINS
+        cut = cutoff.at[pair_index].get(mode="fill", fill_value=0)
+        chance = jnp.where(sorted_bin < cut, 1.0, jnp.where(
+            sorted_bin == cut, partial.at[pair_index].get(mode="fill", fill_value=0.0)
+            / at_cutoff.at[pair_index].get(mode="fill", fill_value=1.0), 0.0))
         pair = jnp.where((tie >> 8).astype(jnp.float32) * (1.0 / (1 << 24)) < chance, segment // NUM_BINS, -1)
         # The taking (attacker, target) pair (times 2, plus 1 if covered, on a board with cover); -1 if not
         # taken.
@@ -837,30 +838,48 @@ def _exclusive_cumsum(x: jax.Array) -> jax.Array:
     return (within + offsets[..., None]).reshape(x.shape)
 
 
-def plan_takes(counts: jax.Array, budget: jax.Array, attack_troops: jax.Array, cost: jax.Array,
-               attacker_loss: jax.Array, rules: Rules, final_round: jax.Array | bool = True) -> jax.Array:
-    """How many tiles of each priority bin every attack takes this round (float32[P + 1, P + 1, 1344]).
+class Plan(NamedTuple):
+    """What every attack takes in a round (`plan_takes`): its bins in priority order up to a cutoff whole,
+    and part of the cutoff bin (its tiles at random). Per (attacker, target), so its size does not grow with
+    the 1344 bins: with 50 players a table of every pair's bins is 14 MB, and writing it each round cost
+    more than the rest of the plan."""
+
+    cutoff: jax.Array  # int32[P + 1, P + 1]: sorted bins before it are taken whole (1344: every bin)
+    partial: jax.Array  # float32[P + 1, P + 1]: tiles taken from the cutoff bin
+    at_cutoff: jax.Array  # float32[P + 1, P + 1]: the cutoff bin's frontier tiles (1 where there is none)
+    counts: jax.Array  # the histogram's buffer (`Frontier.counts`), every row read set back to zero
+
+
+def plan_takes(counts: jax.Array, counted: jax.Array, budget: jax.Array, attack_troops: jax.Array,
+               cost: jax.Array, attacker_loss: jax.Array, rules: Rules, final_round: jax.Array | bool = True
+               ) -> Plan:
+    """What every attack takes this round (see `Plan`).
 
     Tiles go in bin order while budget remains and while the attack has at least one troop before the tile.
     In the final round a tile is taken if the budget before it is positive (so the last one may overdraw,
     as in the engine); earlier rounds take only tiles their share pays for whole, so a tick overdraws once.
-    Only (attacker, target) pairs with a budget are planned, `PLAN_PAIRS` at a time. A bin holding tiles
+    Bins after the first bin not taken whole are not taken (the plan is cut there, so a bin's rounding can
+    never let a later bin through). The pairs the histogram counted are planned, `PLAN_PAIRS` at a time
+    (one with no budget takes nothing), and their rows of `counts` are set back to zero. A bin holding tiles
     covered by a defense post is priced at its tiles' mean cost and loss, since its tiles are taken at
     random whether covered or not.
     Args: counts: `Frontier.counts`, int32[P + 1, P + 1, 1344] or, with cover, [P + 1, P + 1, 2, 1344];
-        budget, attack_troops: float32[P + 1, P + 1]; cost, attacker_loss: float32[P + 1, P + 1, 3], per
-        terrain on uncovered tiles.
+        counted: bool[P + 1, P + 1], the pairs whose frontier it counts (`Frontier.live`); budget,
+        attack_troops: float32[P + 1, P + 1]; cost, attacker_loss: float32[P + 1, P + 1, 3], per terrain on
+        uncovered tiles.
     """
-    num_pairs = counts.shape[0] * counts.shape[1]
+    shape = counts.shape
+    num_pairs = shape[0] * shape[1]
     with_cover = counts.ndim == 4
     group = min(PLAN_PAIRS, num_pairs)
-    pairs, num_groups = compact(budget.ravel() > 0, group)  # no budget, nothing taken
+    pairs, num_groups = compact(counted.ravel(), group)
     terrain = jnp.asarray(_priority_tables(rules)[1])
 
     def by_bin(values):  # [pairs, 3] -> [pairs, 1344] by each bin's terrain (selects: a gather is slow here)
         return jnp.where(terrain == 0, values[:, :1], jnp.where(terrain == 1, values[:, 1:2], values[:, 2:]))
 
-    def plan_group(step, takes):
+    def plan_group(step, carry):
+        counts, cutoff, partial, at_cutoff = carry
         chosen = jax.lax.dynamic_slice_in_dim(pairs, step * group, group)
 
         def rows(values):  # the chosen pairs' rows; zeros past the last pair
@@ -885,7 +904,19 @@ def plan_takes(counts: jax.Array, budget: jax.Array, attack_troops: jax.Array, c
         by_troops = jnp.where(bin_loss > 0, by_troops, jnp.inf)
         planned = jnp.minimum(jnp.minimum(by_budget, by_troops), n)
         planned = jnp.where((budget_left > 0) & (troops_left >= 1.0), jnp.maximum(planned, 0.0), 0.0)
-        return takes.at[chosen].set(planned, mode="drop")
+        short = planned < n  # (planned <= n): the bins not taken whole; the first is the cutoff
+        cut = jnp.where(short.any(axis=-1), jnp.argmax(short, axis=-1), NUM_BINS).astype(jnp.int32)
+        at = jnp.minimum(cut, NUM_BINS - 1)[:, None]
+        cutoff = cutoff.at[chosen].set(cut, mode="drop")
+        partial = partial.at[chosen].set(jnp.take_along_axis(planned, at, axis=-1)[:, 0], mode="drop")
+        at_cutoff = at_cutoff.at[chosen].set(jnp.maximum(jnp.take_along_axis(n, at, axis=-1)[:, 0], 1.0),
+                                             mode="drop")
+        # Zero again for the next histogram, in place: the write waits for the read (`control.after`).
+        counts = after(counts, n).at[chosen].set(0, mode="drop")
+        return counts, cutoff, partial, at_cutoff
 
-    takes = jax.lax.fori_loop(0, num_groups, plan_group, jnp.zeros((num_pairs, NUM_BINS), jnp.float32))
-    return takes.reshape(*counts.shape[:2], NUM_BINS)
+    per_pair = jnp.zeros(num_pairs, jnp.float32)
+    counts, cutoff, partial, at_cutoff = jax.lax.fori_loop(
+        0, num_groups, plan_group,
+        (counts.reshape(num_pairs, -1), jnp.zeros(num_pairs, jnp.int32), per_pair, per_pair + 1.0))
+    return Plan(*(x.reshape(shape[:2]) for x in (cutoff, partial, at_cutoff)), counts.reshape(shape))

@@ -102,6 +102,7 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
     """
     from jaxms.game.blocks import BORDER_ROWS, ROUND_ROWS, list_tag, state_lists
     from jaxms.game.conquest import (
+        NUM_BINS,
         ListUpdate,
         age_frontier,
         by_terrain,
@@ -149,7 +150,8 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
 
     def one_round(round_index, carry):
         """Round `round_index` (traced: the rounds are one loop, compiled once) of the tick's conquest."""
-        grids, lists, blocks, troops, tiles, attacks, budget_left, budget_frontier, taken_total, box = carry
+        (grids, lists, blocks, troops, tiles, attacks, budget_left, budget_frontier, taken_total, box,
+         counts) = carry
         board = with_grids(grids)
         first, last = round_index == 0, round_index == num_rounds - 1
         conquering = live & (attacks >= 1.0)
@@ -162,7 +164,7 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
             lists = lists._replace(count=lists.count.at[next_row].set(
                 jnp.where(last, lists.count[next_row], 0)))
         found = frontier_histogram(board, lists, blocks, conquering, seeds[round_index], rules, focus,
-                                   None if box is None else beaches._replace(box=box))
+                                   None if box is None else beaches._replace(box=box), counts)
         frontier = found.tiles.astype(jnp.float32)  # B: distinct frontier tiles per pair
         cost, attacker_loss, defender_loss = pair_tile_values(attacks, troops, tiles, state.kind, rules)
         # The budget comes from the frontier at the tick's start; the tiles on it age (older go first).
@@ -174,11 +176,12 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
         budget_left = jnp.where(first, budget, budget_left)
         budget_frontier = jnp.where(first, frontier, budget_frontier)
         share = budget_left / (num_rounds - round_index)
-        takes = plan_takes(found.counts, jnp.where(conquering, share, 0.0), attacks, cost, attacker_loss,
-                           rules, final_round=last)
+        plan = plan_takes(found.counts, conquering, jnp.where(conquering, share, 0.0), attacks, cost,
+                          attacker_loss, rules, final_round=last)
+        counts = plan.counts
         # Take them: `taken` counts exactly the tiles that changed hands, per (attacker, target, cost class:
         # the terrain, and whether a defense post covers the tile).
-        board, taken, lists, box = take_tiles(board, found, takes, rules, first, lists, update)
+        board, taken, lists, box = take_tiles(board, found, plan, rules, first, lists, update)
         if lists is not None:
             blocks = listed(lists, update.next_row)  # (unread after the last round)
         taken_pairs = taken.sum(axis=-1)
@@ -189,15 +192,19 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
         tiles = (tiles + taken_pairs.sum(axis=1).astype(jnp.int32)
                  - taken_pairs.sum(axis=0).astype(jnp.int32))
         return ((board.owner, board.info, board.stamp), lists, blocks, troops, tiles, attacks, budget_left,
-                budget_frontier, taken_total + taken_pairs, box)
+                budget_frontier, taken_total + taken_pairs, box, counts)
 
     # Boat attacks held at their beach (game/boats.py; none can be on a map without water): the held pairs
     # are listed once a tick (a box only grows during the tick).
     beaches = held_beaches(state.beach_box) if arrays.water else None
     zeros = jnp.zeros(live.shape, jnp.float32)
+    # The histogram's table (per pair, cover half and bin): zeroed once here; each round's plan sets the
+    # rows it read back to zero.
+    counts = jnp.zeros((*live.shape, board.cover_halves, NUM_BINS), jnp.int32)
+    counts = counts.reshape((*live.shape, NUM_BINS)) if board.cover_halves == 1 else counts
     carry = ((board.owner, board.info, board.stamp), lists, blocks, state.troops, state.tiles, state.attacks,
-             zeros, zeros, zeros, None if beaches is None else beaches.box)
-    grids, lists, _, troops, tiles, attacks, _, budget_frontier, taken_total, box = jax.lax.fori_loop(
+             zeros, zeros, zeros, None if beaches is None else beaches.box, counts)
+    grids, lists, _, troops, tiles, attacks, _, budget_frontier, taken_total, box, _ = jax.lax.fori_loop(
         0, num_rounds, one_round, carry)
     board = with_grids(grids)
 
