@@ -61,6 +61,47 @@ class CheckpointError(ValueError):
     reading, what was tried instead."""
 
 
+class _OtherLayout(Exception):
+    """A checkpoint that is readable but holds a state of another layout than the one asked for."""
+
+
+def _path_name(path: tuple) -> str:
+    """A pytree key path as `a/b/0`, the same for a template's dataclasses and NamedTuples and for the
+    nested dicts and lists a checkpoint is read back as."""
+    names = []
+    for key in path:
+        for attr in ("name", "key", "idx"):
+            if hasattr(key, attr):
+                names.append(str(getattr(key, attr)))
+                break
+    return "/".join(names)
+
+
+def layout_difference(stored: Any, expected: Any, shown: int = 4) -> str:
+    """What differs between the arrays of a checkpoint's state as read back (`restore_raw`) and a saveable
+    template (`to_saveable`): entries missing, extra, or of another shape, a few of each named; "" if
+    none."""
+    def shapes(tree):
+        leaves = jax.tree_util.tree_leaves_with_path(tree)
+        return {_path_name(path): tuple(np.shape(leaf)) for path, leaf in leaves}
+
+    have, want = shapes(stored), shapes(expected)
+
+    def named(keys):
+        keys = sorted(keys)
+        return ", ".join(keys[:shown]) + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
+
+    parts = []
+    if missing := want.keys() - have.keys():
+        parts.append(f"it lacks {named(missing)}")
+    if extra := have.keys() - want.keys():
+        parts.append(f"it has {named(extra)}, which this run's state does not")
+    if reshaped := [k for k in want.keys() & have.keys() if want[k] != have[k]]:
+        parts.append("shapes differ at "
+                     + named(f"{k} (saved {have[k]}, expected {want[k]})" for k in reshaped))
+    return "; ".join(parts)
+
+
 def _reason(error: BaseException) -> str:
     """One short line of `error` (orbax and TensorStore messages run to thousands of characters; their
     beginning says what was done, their end what the system said, e.g. "No space left on device")."""
@@ -173,6 +214,8 @@ class Checkpointer:
         for candidate in self._candidates(step):
             try:
                 result = read(candidate)
+            except _OtherLayout as error:  # not damaged: older steps of the run share its layout
+                raise CheckpointError(str(error)) from None
             except Exception as error:  # orbax, TensorStore and json raise their own kinds
                 folder = self.directory / str(candidate)
                 tried.append(f"{folder} ({_reason(error)})")
@@ -186,11 +229,26 @@ class Checkpointer:
     def restore(self, template: Any, step: int | None = None) -> tuple[Any, dict]:
         """(state shaped like `template`, meta) of `step` (default: the newest intact one; damaged ones are
         reported and skipped). The step used is `self.restored_step`. Raises CheckpointError."""
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, to_saveable(template))
+        saveable = to_saveable(template)
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, saveable)
 
         def read(s):
-            restored = self._manager.restore(s, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+            try:
+                restored = self._manager.restore(s, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+            except Exception as error:
+                # Readable, but laid out otherwise (another jaxms version's state, other settings)?
+                try:
+                    stored = self._manager.restore(s, args=ocp.args.Composite(
+                        state=ocp.args.StandardRestore())).state
+                except Exception:
+                    raise error from None
+                if difference := layout_difference(stored, saveable):
+                    raise _OtherLayout(
+                        f"checkpoint {self.directory / str(s)} holds a state laid out otherwise than this "
+                        f"run's ({difference}): it was written by another version of jaxms or for other "
+                        "settings, and cannot be resumed by this one") from None
+                raise
             return from_saveable(restored.state, template), _meta_dict(restored.meta)
 
         return self._first_intact(step, read)

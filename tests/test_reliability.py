@@ -335,6 +335,31 @@ def test_a_damaged_newest_checkpoint_is_named_and_the_previous_one_used(finished
     assert not leftover.exists()
 
 
+def test_a_checkpoint_of_another_layout_is_refused_by_what_differs(finished_run, tmp_path, capsys):
+    """A checkpoint whose state lacks a field this jaxms has (as one written before `GameState.beach_box`
+    existed would) is not "damaged": resuming names it and what differs, in one line, exit code 2, and
+    does not fall back to older steps (they share its layout)."""
+    run = copy_run(finished_run[0], tmp_path)
+    reader = Checkpointer(run / "checkpoints", read_only=True)
+    state, meta = reader.restore_raw()
+
+    def without(tree, name):  # the nested dicts as read back, one key dropped wherever it is
+        if isinstance(tree, dict):
+            return {key: without(value, name) for key, value in tree.items() if key != name}
+        return [without(value, name) for value in tree] if isinstance(tree, list) else tree
+
+    older = without(state, "beach_box")
+    assert older != state
+    writer = Checkpointer(run / "checkpoints", asynchronous=False)
+    writer.save(3, older, {**meta, "update": 3})
+    writer.close()
+    code = train_main(["--continue-from", str(run), "--total-timesteps", "64"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert code == 2 and len(errors) == 1, errors
+    assert f"checkpoint {run / 'checkpoints' / '3'} holds a state laid out otherwise" in errors[0]
+    assert "lacks" in errors[0] and "beach_box" in errors[0] and "damaged" not in errors[0]
+
+
 def test_a_save_failing_in_the_background_is_reported_once_and_the_last_good_one_survives(tmp_path, capfd):
     tree = {"weights": jax.random.normal(jax.random.key(0), (100_000,)), "key": jax.random.key(1)}
     checkpoints = Checkpointer(tmp_path / "checkpoints")
