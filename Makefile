@@ -27,7 +27,7 @@ install: $(INSTALLED)
 
 # The main job: train an agent (multi-scale views) against tribes on a small built-in map, then evaluate
 # it against the baselines. The settings are benchmarks/learning.py's (a timed game of 80 steps) for
-# 40,960 env steps, about 11 minutes on a 2-core CPU (README).
+# 40,960 env steps, about 9-11 minutes on a 2-core CPU (README).
 # Override with e.g. `make train TRAIN_ARGS="--map australia:915,290,1024,1024"`.
 TRAIN_ARGS ?= --map continents_128 --num-bots 5 --max-steps 80 --time-limit lose --network-width 0.25 \
 	--n-envs 16 --n-steps 32 --batch-size 128 --update-epochs 4 --learning-rate 1e-3 --lr-schedule linear \
