@@ -115,7 +115,10 @@ def profile(args) -> dict:
                 # The XLA CPU runtime's worker threads; the executor's own spans are bookkeeping.
                 if "XLAEigen" not in line.name:
                     continue
-                ops = (e for e in line.events if not e.name.startswith("ThunkExecutor"))
+                # "end: <op>" spans mark an op's completion and ThreadpoolListener spans the pool's own
+                # work: neither is an op of the program.
+                ops = (e for e in line.events
+                       if not e.name.startswith(("ThunkExecutor", "end: ", "ThreadpoolListener")))
                 line_own, line_calls = self_times(ops)
                 for name, ns in line_own.items():
                     own[name] += ns
