@@ -65,25 +65,14 @@ class _OtherLayout(Exception):
     """A checkpoint that is readable but holds a state of another layout than the one asked for."""
 
 
-def _path_name(path: tuple) -> str:
-    """A pytree key path as `a/b/0`, the same for a template's dataclasses and NamedTuples and for the
-    nested dicts and lists a checkpoint is read back as."""
-    names = []
-    for key in path:
-        for attr in ("name", "key", "idx"):
-            if hasattr(key, attr):
-                names.append(str(getattr(key, attr)))
-                break
-    return "/".join(names)
-
-
 def layout_difference(stored: Any, expected: Any, shown: int = 4) -> str:
     """What differs between the arrays of a checkpoint's state as read back (`restore_raw`) and a saveable
     template (`to_saveable`): entries missing, extra, or of another shape, a few of each named; "" if
     none."""
-    def shapes(tree):
+    def shapes(tree):  # keyed `a/b/0` alike for a template's dataclasses and the dicts read back
         leaves = jax.tree_util.tree_leaves_with_path(tree)
-        return {_path_name(path): tuple(np.shape(leaf)) for path, leaf in leaves}
+        return {jax.tree_util.keystr(path, simple=True, separator="/"): tuple(np.shape(leaf))
+                for path, leaf in leaves}
 
     have, want = shapes(stored), shapes(expected)
 
@@ -239,8 +228,7 @@ class Checkpointer:
             except Exception as error:
                 # Readable, but laid out otherwise (another jaxms version's state, other settings)?
                 try:
-                    stored = self._manager.restore(s, args=ocp.args.Composite(
-                        state=ocp.args.StandardRestore())).state
+                    stored = self._read_raw(s, meta=False)[0]
                 except Exception:
                     raise error from None
                 if difference := layout_difference(stored, saveable):
@@ -256,12 +244,13 @@ class Checkpointer:
     def restore_raw(self, step: int | None = None) -> tuple[Any, dict]:
         """(state as saved: nested dicts of NumPy arrays, meta) of `step` (default: the newest intact)."""
 
-        def read(s):
-            restored = self._manager.restore(s, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
-            return restored.state, _meta_dict(restored.meta)
+        return self._first_intact(step, self._read_raw)
 
-        return self._first_intact(step, read)
+    def _read_raw(self, step: int, meta: bool = True) -> tuple[Any, dict | None]:
+        """(state as saved, meta or None) of `step`; raises what orbax raises."""
+        args = {"state": ocp.args.StandardRestore(), **({"meta": ocp.args.JsonRestore()} if meta else {})}
+        restored = self._manager.restore(step, args=ocp.args.Composite(**args))
+        return restored.state, (_meta_dict(restored.meta) if meta else None)
 
     def read_meta(self, step: int | None = None) -> dict:
         """The JSON document of `step` (default: the newest intact one), without reading the arrays."""

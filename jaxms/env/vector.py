@@ -140,10 +140,9 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
         super().reset(seed=seed)  # seeds `self.np_random` as gymnasium expects (unused by the simulation)
         self._key, keys = _next_keys(self._key, self.num_envs)
         obs, self._state = self._reset_fn(keys, self.params)
-        device_obs = obs
-        obs, legal = _to_numpy((None if self.obs_on_device else obs, self._state.legal))
+        host_obs, legal = _to_numpy((None if self.obs_on_device else obs, self._state.legal))
         self._masks = np.repeat(legal, len(INTENSITIES), axis=1)
-        return (device_obs if self.obs_on_device else obs), {}
+        return (obs if self.obs_on_device else host_obs), {}
 
     def step(self, actions: Any) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray,
                                           dict[str, Any]]:
@@ -155,11 +154,9 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
         self._key, keys = _next_keys(self._key, self.num_envs)
         obs, self._state, reward, _, info = self._step_fn(keys, self._state, actions, self.params)
         final_obs = info.pop("final_observation")
-        device_obs = obs
-        obs, reward, info, legal = _to_numpy((None if self.obs_on_device else obs, reward, info,
-                                              self._state.legal))
-        if self.obs_on_device:
-            obs = device_obs
+        host_obs, reward, info, legal = _to_numpy((None if self.obs_on_device else obs, reward, info,
+                                                   self._state.legal))
+        obs = obs if self.obs_on_device else host_obs
         self._masks = np.repeat(legal, len(INTENSITIES), axis=1)
         terminated, truncated = info["terminated"], info["truncated"]
         done = terminated | truncated

@@ -525,9 +525,16 @@ class Frontier(NamedTuple):
     beaches: Beaches | None = None  # boat attacks held at their beach (None on a map without water)
 
 
+def new_counts(board: Board, num_slots: int) -> jax.Array:
+    """The histogram's table, zeros: int32[P + 1, P + 1, 1344], or [P + 1, P + 1, 2, 1344] on a board with
+    cover (`Frontier.counts`). Made once a tick; each round's plan sets the rows it read back to zero."""
+    halves = () if board.cover_halves == 1 else (board.cover_halves,)
+    return jnp.zeros((num_slots, num_slots, *halves, NUM_BINS), jnp.int32)
+
+
 def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | None, live: jax.Array,
                        seed: jax.Array, rules: Rules, focus: jax.Array | None = None,
-                       beaches: Beaches | None = None, counts: jax.Array | None = None) -> Frontier:
+                       beaches: Beaches | None = None, *, counts: jax.Array) -> Frontier:
     """The frontier tiles of every conquering attack, counted per (attacker, target, priority bin).
 
     Args:
@@ -536,8 +543,7 @@ def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | 
         live: bool[P + 1, P + 1], the attacks that conquer this round; seed: uint32[2], this round's.
         focus: float32[4], the agent's directed attack (`GameState.focus[1]`), or None.
         beaches: the boat attacks held at their beach (`held_beaches`), or None (a map without water).
-        counts: int32[P + 1, P + 1, (2,) 1344], zeros, to count in (`Plan.counts` of the round before: the
-            buffer is zeroed once a tick, not every round), or None for a new one.
+        counts: the table to count in, all zeros (`new_counts`, or `Plan.counts` of the round before).
     """
     num_slots = live.shape[0]
     halves = board.cover_halves
@@ -548,9 +554,8 @@ def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | 
         return (counts.at[_sorted(segment, rules)].add(1, mode="drop"),
                 tiles.at[segment // (halves * NUM_BINS)].add(1, mode="drop"))
 
-    shape = (*live.shape, NUM_BINS) if halves == 1 else (*live.shape, 2, NUM_BINS)
-    counts = (jnp.zeros(num_slots * num_slots * halves * NUM_BINS, jnp.int32) if counts is None
-              else counts.ravel())
+    shape = counts.shape
+    counts = counts.ravel()
     tiles = jnp.zeros(num_slots * num_slots, jnp.int32)
     if board.whole:
         segment = segments(board, _whole(board), token=live.sum() >= 0)

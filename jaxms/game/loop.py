@@ -102,7 +102,6 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
     """
     from jaxms.game.blocks import BORDER_ROWS, ROUND_ROWS, list_tag, state_lists
     from jaxms.game.conquest import (
-        NUM_BINS,
         ListUpdate,
         age_frontier,
         by_terrain,
@@ -111,6 +110,7 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
         game_board,
         held_beaches,
         listed,
+        new_counts,
         take_tiles,
         uncover_board,
     )
@@ -164,7 +164,7 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
             lists = lists._replace(count=lists.count.at[next_row].set(
                 jnp.where(last, lists.count[next_row], 0)))
         found = frontier_histogram(board, lists, blocks, conquering, seeds[round_index], rules, focus,
-                                   None if box is None else beaches._replace(box=box), counts)
+                                   None if box is None else beaches._replace(box=box), counts=counts)
         frontier = found.tiles.astype(jnp.float32)  # B: distinct frontier tiles per pair
         cost, attacker_loss, defender_loss = pair_tile_values(attacks, troops, tiles, state.kind, rules)
         # The budget comes from the frontier at the tick's start; the tiles on it age (older go first).
@@ -198,10 +198,7 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
     # are listed once a tick (a box only grows during the tick).
     beaches = held_beaches(state.beach_box) if arrays.water else None
     zeros = jnp.zeros(live.shape, jnp.float32)
-    # The histogram's table (per pair, cover half and bin): zeroed once here; each round's plan sets the
-    # rows it read back to zero.
-    counts = jnp.zeros((*live.shape, board.cover_halves, NUM_BINS), jnp.int32)
-    counts = counts.reshape((*live.shape, NUM_BINS)) if board.cover_halves == 1 else counts
+    counts = new_counts(board, num_slots)  # zeroed once a tick (each plan zeroes the rows it read)
     carry = ((board.owner, board.info, board.stamp), lists, blocks, state.troops, state.tiles, state.attacks,
              zeros, zeros, zeros, None if beaches is None else beaches.box, counts)
     grids, lists, _, troops, tiles, attacks, _, budget_frontier, taken_total, box, _ = jax.lax.fori_loop(
