@@ -31,7 +31,7 @@ import jax.numpy as jnp
 
 from jaxms.game.grid import (
     BLOCK,
-    CHUNK_TILES,
+    CHUNK_WINDOW_TILES,
     INFO_TERRAIN_SHIFT,
     NEIGHBOURS,
     block_counts,
@@ -46,7 +46,7 @@ ROUND_ROWS = 2  # rows 2, 3: the lists of a tick's later rounds (alternating whe
 
 def chunk_blocks(num_blocks: int) -> int:
     """Blocks handled together by one step of the loops over listed blocks."""
-    return min(num_blocks + 1, max(1, CHUNK_TILES // (BLOCK + 2) ** 2))
+    return min(num_blocks + 1, max(1, CHUNK_WINDOW_TILES // (BLOCK + 2) ** 2))
 
 
 def list_shape(height: int, width: int, substeps: int) -> tuple[int, int, int]:

@@ -77,7 +77,7 @@ NUM_DRAWS = 7  # U{10..16}
 NUM_BINS = NUM_AGES * NUM_K * NUM_TERRAIN * NUM_DRAWS  # 1344
 _TERRAIN_BITS = 3 << INFO_TERRAIN_SHIFT  # non-zero on land
 PLAN_PAIRS = 8  # (attacker, target) pairs per step of the loop that plans the takes
-SAVED_CHUNKS = 4  # chunks whose frontier is kept from counting to taking (later ones are found again)
+SAVED_CHUNKS = 16  # chunks whose frontier is kept from counting to taking (later ones are found again)
 
 
 @cache
