@@ -77,18 +77,34 @@ class BlockLists(NamedTuple):
         """Append the `wanted` ids of `candidates` (int32[K], an id may come several times) that list `row`
         (tagged `tag` in tag row `tag_row`) does not hold yet, each once, in the order of their first
         place among the candidates. One call for all of a chunk's candidates: its cost is mostly its ops."""
+        return self.append_rows((row,), (tag_row,), (tag,), candidates, wanted[None])
+
+    def append_rows(self, rows: tuple, tag_rows: tuple[int, ...], tags: tuple, candidates: jax.Array,
+                    wanted: jax.Array) -> BlockLists:
+        """`append` to several lists at once from the same candidates: list `rows[r]` (tagged `tags[r]` in
+        tag row `tag_rows[r]`, distinct) gets the candidates `wanted[r]` (bool[R, K]). The same ops as one
+        `append`, batched over the R lists (an append's cost is its ops, not its few hundred ids)."""
+        assert len(set(tag_rows)) == len(tag_rows), "each list needs its own tag row"
         num_blocks = self.tags.shape[1] - 1
+        num_candidates = candidates.shape[0]
+        rows, tag_rows = jnp.asarray(rows, jnp.int32), jnp.asarray(tag_rows, jnp.int32)
+        tag = jnp.asarray(tags, jnp.int32)[:, None]
         safe = jnp.minimum(candidates, num_blocks)
-        new = wanted & (candidates < num_blocks) & (self.tags[tag_row, safe] != tag)
+        own_tags = self.tags[tag_rows]  # int32[R, blocks + 1]
+        new = wanted & (candidates < num_blocks) & (own_tags[:, safe] != tag)
         # Repeated ids: each new candidate marks its block with -(K - i) (tags are >= 0), the first place
         # marking lowest, and keeps its place if its mark is the block's; only blocks marked here are read.
-        order = candidates.shape[0] - jnp.arange(candidates.shape[0], dtype=jnp.int32)
-        marks = self.tags[tag_row].at[jnp.where(new, candidates, num_blocks + 1)].min(-order, mode="drop")
-        new = new & (marks[safe] == -order)
-        place = jax.lax.associative_scan(jnp.add, new.astype(jnp.int32)) - 1 + self.count[row]
-        ids = self.ids.at[row, jnp.where(new, place, self.ids.shape[1])].set(candidates, mode="drop")
-        tags = self.tags.at[tag_row, jnp.where(new, candidates, num_blocks + 1)].set(tag, mode="drop")
-        return BlockLists(ids, self.count.at[row].add(new.sum(dtype=jnp.int32)), tags)
+        order = num_candidates - jnp.arange(num_candidates, dtype=jnp.int32)
+        list_index = jnp.arange(rows.shape[0])[:, None]
+        marks = own_tags.at[list_index, jnp.where(new, candidates, num_blocks + 1)].min(-order, mode="drop")
+        new = new & (marks[:, safe] == -order)
+        before = jax.lax.associative_scan(jnp.add, new.astype(jnp.int32), axis=1) - 1
+        place = before + self.count[rows][:, None]
+        ids = self.ids.at[rows[:, None], jnp.where(new, place, self.ids.shape[1])].set(
+            jnp.broadcast_to(candidates, new.shape), mode="drop")
+        tags = self.tags.at[tag_rows[:, None], jnp.where(new, candidates, num_blocks + 1)].set(
+            jnp.broadcast_to(tag, new.shape), mode="drop")
+        return BlockLists(ids, self.count.at[rows].add(new.sum(axis=1, dtype=jnp.int32)), tags)
 
 
 def state_lists(state) -> BlockLists:

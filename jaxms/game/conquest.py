@@ -702,15 +702,20 @@ def take_tiles(board: Board, frontier: Frontier, plan: Plan, rules: Rules, first
             box = grow_boxes(tiles, pair, box)
             lost = pair >= 0
             edges = _across_edges(tiles, lost, num_rows, cols)
-            # Each list gets all its candidates in one append (own blocks first, then across each edge).
+            # Both lists get all their candidates in one batched append (own blocks first, then across each
+            # edge): the next tick's border list the blocks where tiles changed hands, the next round's list
+            # those with a frontier now.
             candidates = jnp.concatenate([tiles.ids, *(ids for ids, _ in edges)])
             crossed = [wanted for _, wanted in edges]
-            lists = lists.append(update.border_row, 0, update.border_tag, candidates,
-                                 jnp.concatenate([_windows(lost).any(axis=(1, 2)), *crossed]))
-            if update.next_row is not None:
+            lost_blocks = jnp.concatenate([_windows(lost).any(axis=(1, 2)), *crossed])
+            if update.next_row is None:
+                lists = lists.append(update.border_row, 0, update.border_tag, candidates, lost_blocks)
+            else:
                 on = _windows(segment < off_frontier).any(axis=(1, 2))
-                lists = lists.append(update.next_row, 1, update.next_tag, candidates,
-                                     jnp.concatenate([on, *crossed]) & update.next_live)
+                next_wanted = jnp.concatenate([on, *crossed]) & update.next_live
+                lists = lists.append_rows((update.border_row, update.next_row), (0, 1),
+                                          (update.border_tag, update.next_tag), candidates,
+                                          jnp.stack([lost_blocks, next_wanted]))
             return owner, info, taken, lists, box
 
         owner, info, taken, lists, box = jax.lax.fori_loop(0, frontier.blocks.num_chunks, take_chunk,
