@@ -836,15 +836,16 @@ def charged(taken: jax.Array, per_tile: jax.Array, cover_factor: float) -> jax.A
 
 def _exclusive_cumsum(x: jax.Array) -> jax.Array:
     """Sums of the elements before each along the last axis (NUM_BINS = 84 x 16): within blocks of 16, then
-    of the blocks before, each a multiply by a triangle of ones and a sum (XLA's cumsum on CPU is a slow
-    reduce-window, and its matmuls are slower on these small shapes)."""
+    of the blocks before, each a matmul with a triangle of ones. XLA's cumsum on CPU is a slow
+    reduce-window; written as a multiply and a sum, XLA CPU made it a YNN reduce fusion costing ~0.18 ms a
+    call in a tick (a 1024 tick with 10 tribes: 1.33 ms that way, 1.15 ms with the matmuls, same bits)."""
     inner = 16
     blocks = x.reshape(*x.shape[:-1], -1, inner)
     before_in_block = np.triu(np.ones((inner, inner), np.float32), 1)  # [i, j] = 1 where i < j
-    within = jnp.sum(blocks[..., :, None] * before_in_block, axis=-2)
+    within = blocks @ before_in_block
     totals = blocks.sum(axis=-1)
     before_block = np.triu(np.ones((totals.shape[-1],) * 2, np.float32), 1)
-    offsets = jnp.sum(totals[..., :, None] * before_block, axis=-2)
+    offsets = totals @ before_block
     return (within + offsets[..., None]).reshape(x.shape)
 
 
