@@ -90,19 +90,20 @@ class BlockLists(NamedTuple):
         rows, tag_rows = jnp.asarray(rows, jnp.int32), jnp.asarray(tag_rows, jnp.int32)
         tag = jnp.asarray(tags, jnp.int32)[:, None]
         safe = jnp.minimum(candidates, num_blocks)
-        own_tags = self.tags[tag_rows]  # int32[R, blocks + 1]
-        new = wanted & (candidates < num_blocks) & (own_tags[:, safe] != tag)
+        tag_rows = tag_rows[:, None]
+        new = wanted & (candidates < num_blocks) & (self.tags[tag_rows, safe] != tag)
         # Repeated ids: each new candidate marks its block with -(K - i) (tags are >= 0), the first place
-        # marking lowest, and keeps its place if its mark is the block's; only blocks marked here are read.
+        # marking lowest, and keeps its place if its mark is the block's. The marks are made in the tags
+        # themselves (no copy of a tag row: that is a pass over the map's blocks) and every marked block
+        # is then tagged.
         order = num_candidates - jnp.arange(num_candidates, dtype=jnp.int32)
-        list_index = jnp.arange(rows.shape[0])[:, None]
-        marks = own_tags.at[list_index, jnp.where(new, candidates, num_blocks + 1)].min(-order, mode="drop")
-        new = new & (marks[:, safe] == -order)
+        marks = self.tags.at[tag_rows, jnp.where(new, candidates, num_blocks + 1)].min(-order, mode="drop")
+        new = new & (marks[tag_rows, safe] == -order)
         before = jax.lax.associative_scan(jnp.add, new.astype(jnp.int32), axis=1) - 1
         place = before + self.count[rows][:, None]
         ids = self.ids.at[rows[:, None], jnp.where(new, place, self.ids.shape[1])].set(
             jnp.broadcast_to(candidates, new.shape), mode="drop")
-        tags = self.tags.at[tag_rows[:, None], jnp.where(new, candidates, num_blocks + 1)].set(
+        tags = marks.at[tag_rows, jnp.where(new, candidates, num_blocks + 1)].set(
             jnp.broadcast_to(tag, new.shape), mode="drop")
         return BlockLists(ids, self.count.at[rows].add(new.sum(axis=1, dtype=jnp.int32)), tags)
 
