@@ -32,7 +32,7 @@ blocks the state lists are read (game/blocks.py: the first round reads the borde
 blocks with a frontier in the round before and the neighbours of what it took), in chunks inside
 `fori_loop`s, as flat windows with a one-tile border; a small map is read whole. The grids are the
 state's own (`GameState.board_owner` / `board_info`), written in place. A round reads the board as it was
-at its start, except on a round that reads more than SAVED_CHUNKS chunks (over 1,300 blocks): the later
+at its start, except on a round that reads more than SAVED_CHUNKS chunks (1,296 blocks): the later
 chunks' frontiers are found again when taking, on the board as the round's earlier chunks left it (tiles
 on their edges may see those takes, as the engine's one-by-one conquest would), since reading the
 round's starting board there would need a copy of the grids. The shape of the code follows XLA's CPU
