@@ -33,7 +33,7 @@ from jaxms.env.contract import (  # noqa: F401 (re-exported)
     WAIT_ACTION,
 )
 from jaxms.game.boats import BOATS_PER_PLAYER, boats_in_flight, order_boat
-from jaxms.game.control import cond_any
+from jaxms.game.control import computed_once, cond_any
 from jaxms.game.state import MAX_WATER_BODIES, GameState, MapArrays, block_size
 
 # Unit vectors (dy, dx) of the compass directions; y grows southwards (row index).
@@ -49,14 +49,35 @@ def decode_action(action: jax.Array) -> tuple[jax.Array, jax.Array]:
     return action // len(INTENSITIES), jnp.asarray(INTENSITIES, jnp.float32)[action % len(INTENSITIES)]
 
 
+ROW_GROUP = 16  # rows summed together as uint8 first (a count of 16 tiles fits, and so does 0 + 1 + ... + 15)
+
+
 def territory_centre(owner: jax.Array, player: int | jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(centre float32[2] as (y, x), tiles int32): the mean position of `player`'s tiles."""
-    mine = (owner == player).astype(jnp.float32)
+    """(centre float32[2] as (y, x), tiles int32): the mean position of `player`'s tiles.
+
+    Summed down the columns, first over groups of ROW_GROUP rows as uint8, then as int32 over the groups:
+    XLA CPU reduces that way about 15x faster than in one int32 or float sum (4096x4096: ~2.6 ms against
+    ~40 ms). The per-column counts and sums of rows are exact integers; the float sums over the columns
+    are exact while below 2^24.
+    """
+    mine = owner == player
     height, width = owner.shape
-    count = mine.sum()
-    ys = (mine.sum(axis=1) * jnp.arange(height, dtype=jnp.float32)).sum()
-    xs = (mine.sum(axis=0) * jnp.arange(width, dtype=jnp.float32)).sum()
-    return jnp.stack([ys, xs]) / jnp.maximum(count, 1.0), count.astype(jnp.int32)
+    whole = height - height % ROW_GROUP
+    groups = mine[:whole].astype(jnp.uint8).reshape(whole // ROW_GROUP, ROW_GROUP, width)
+    in_group = jnp.arange(ROW_GROUP, dtype=jnp.uint8)[None, :, None]
+    count = groups.sum(axis=1, dtype=jnp.uint8).astype(jnp.int32)  # [groups, W]
+    rows = (groups * in_group).sum(axis=1, dtype=jnp.uint8).astype(jnp.int32)  # rows within the group
+    first_row = jnp.arange(0, whole, ROW_GROUP, dtype=jnp.int32)[:, None]
+    per_column = count.sum(axis=0)
+    row_sum = (rows + first_row * count).sum(axis=0)
+    if whole < height:  # the last rows, fewer than a group
+        rest = mine[whole:].astype(jnp.int32)
+        per_column = per_column + rest.sum(axis=0)
+        row_sum = row_sum + (rest * jnp.arange(whole, height, dtype=jnp.int32)[:, None]).sum(axis=0)
+    tiles = per_column.sum()
+    xs = (per_column.astype(jnp.float32) * jnp.arange(width, dtype=jnp.float32)).sum()
+    ys = row_sum.astype(jnp.float32).sum()
+    return jnp.stack([ys, xs]) / jnp.maximum(tiles.astype(jnp.float32), 1.0), tiles
 
 
 def compass_sector(dy: jax.Array, dx: jax.Array) -> jax.Array:
@@ -125,11 +146,28 @@ def boat_landings(state: GameState, arrays: MapArrays, target: jax.Array, legal:
 
 
 def _blocks(grid: jax.Array, k: int, reduce) -> jax.Array:
-    """[Hc, Wc]: `reduce` (jnp.max / jnp.any) over each k x k block of `grid` [H, W] (padded with zeros)."""
+    """[Hc, Wc]: `reduce` (jnp.max) over each k x k block of `grid` [H, W] (padded with zeros): over the
+    block's rows first (whole rows at a time, vector code), then over its columns brought to the major axis.
+    XLA CPU, uint8 at 1024x1024 with k = 8: 0.07 ms, against 0.36 ms for one reduction over both axes."""
     height, width = grid.shape
     rows, cols = -(-height // k), -(-width // k)
-    padded = jnp.zeros((rows * k, cols * k), grid.dtype).at[:height, :width].set(grid)
-    return reduce(padded.reshape(rows, k, cols, k), axis=(1, 3))
+    if (rows * k, cols * k) != (height, width):
+        grid = jnp.zeros((rows * k, cols * k), grid.dtype).at[:height, :width].set(grid)
+    by_rows = reduce(grid.reshape(rows, k, cols * k), axis=1)
+    return reduce(by_rows.reshape(rows, cols, k).transpose(0, 2, 1), axis=1)
+
+
+def _flag_of(flags: jax.Array, keys: jax.Array) -> jax.Array:
+    """flags[keys] (bool[n], n <= 256; keys uint8 < n), through the flags packed as bits of uint32 words
+    and a shift per key: a gather inside a pass over the map would make XLA CPU's loop scalar."""
+    num_words = -(-flags.shape[0] // 32)
+    padded = jnp.zeros(num_words * 32, jnp.uint32).at[:flags.shape[0]].set(flags.astype(jnp.uint32))
+    words = (padded.reshape(num_words, 32) << jnp.arange(32, dtype=jnp.uint32)).sum(axis=1, dtype=jnp.uint32)
+    keys = keys.astype(jnp.uint32)
+    word = jnp.full(keys.shape, words[0])
+    for i in range(1, num_words):  # a select per word, not a gather
+        word = jnp.where(keys >> 5 == i, words[i], word)
+    return ((word >> (keys & 31)) & 1) > 0
 
 
 def _nearest_landings(state: GameState, arrays: MapArrays, centre: jax.Array, player: int) -> jax.Array:
@@ -143,24 +181,33 @@ def _nearest_landings(state: GameState, arrays: MapArrays, centre: jax.Array, pl
     num_slots = state.troops.shape[0]
     height, width = state.owner.shape
     k = block_size((height, width))
-    owner = state.owner.astype(jnp.int32)
-    mine = owner == player
-    coast_bodies = _blocks(jnp.where(mine & arrays.shore, arrays.water_body, 0).astype(jnp.uint8), k, jnp.max)
+    mine = state.owner == player
+    coast_bodies = _blocks(jnp.where(mine & arrays.shore, arrays.water_body, jnp.uint8(0)), k, jnp.max)
     touched = jnp.zeros(MAX_WATER_BODIES + 1, jnp.bool_).at[coast_bodies.ravel()].set(True).at[0].set(False)
     slots = jnp.arange(num_slots)
     attackable_owner = (state.alive | (slots == 0)) & (slots != player)
-    candidate = arrays.shore & ~mine & attackable_owner[owner] & touched[arrays.water_body]
-    has_candidate = _blocks(candidate, k, jnp.any)
+    candidate = (arrays.shore & ~mine & _flag_of(attackable_owner, state.owner)
+                 & _flag_of(touched, arrays.water_body))
+    has_candidate = _blocks(candidate.astype(jnp.uint8), k, jnp.max) > 0
     rows, cols = has_candidate.shape
     block_y = (jnp.arange(rows, dtype=jnp.float32) * k + (k - 1) / 2)[:, None] - centre[0]
     block_x = (jnp.arange(cols, dtype=jnp.float32) * k + (k - 1) / 2)[None, :] - centre[1]
-    block_sector = compass_sector(block_y, block_x)
-    block_distance = jnp.where(has_candidate, block_y * block_y + block_x * block_x, jnp.inf)
-    scores = jnp.stack([jnp.where(block_sector == d, block_distance, jnp.inf).ravel()
-                        for d in range(NUM_DIRECTIONS)])  # [8, Hc Wc]
-    best = jnp.argmin(scores, axis=1)
-    found = jnp.isfinite(scores[jnp.arange(NUM_DIRECTIONS), best])
-    padded = jnp.zeros((rows * k, cols * k), jnp.bool_).at[:height, :width].set(candidate)
+    # Per sector, the nearest block with a candidate, the first in row-major order among equals: two
+    # scatter-mins over the blocks (an argmin per sector over all of them is several times slower on a CPU).
+    # The distances (non-negative) are compared as their bits, int32 in the same order, stored once so that
+    # both scatters read the same bits.
+    distance = jax.lax.bitcast_convert_type((block_y * block_y + block_x * block_x).ravel(), jnp.int32)
+    sector = jnp.where(has_candidate, compass_sector(block_y, block_x), NUM_DIRECTIONS).ravel()
+    distance, sector = computed_once((distance, sector), centre[0] >= -1.0)
+    nearest = jnp.full(NUM_DIRECTIONS + 1, jnp.iinfo(jnp.int32).max, jnp.int32).at[sector].min(distance)
+    at_nearest = jnp.where(distance == nearest[sector], sector, NUM_DIRECTIONS)
+    first = jnp.full(NUM_DIRECTIONS + 1, rows * cols, jnp.int32).at[at_nearest].min(
+        jnp.arange(rows * cols, dtype=jnp.int32))
+    found = first[:NUM_DIRECTIONS] < rows * cols
+    best = jnp.where(found, first[:NUM_DIRECTIONS], 0)
+    padded = candidate
+    if (rows * k, cols * k) != (height, width):
+        padded = jnp.zeros((rows * k, cols * k), jnp.bool_).at[:height, :width].set(candidate)
 
     def inside(block, direction):
         """The candidate tile of `block` nearest the centre, preferring tiles in `direction`'s sector."""

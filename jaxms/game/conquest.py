@@ -37,7 +37,7 @@ chunks' frontiers are found again when taking, on the board as the round's earli
 on their edges may see those takes, as the engine's one-by-one conquest would), since reading the
 round's starting board there would need a copy of the grids. The shape of the code follows XLA's CPU
 backend: gathers are kept out of element-wise loops (they would turn vector code into scalar code),
-results used several times are stored once (`_computed_once`), and pad, cumsum and nonzero are avoided
+results used several times are stored once (`computed_once`), and pad, cumsum and nonzero are avoided
 (each is several times slower there than what replaces it). Each piece is traced once: the rounds of a
 tick are one loop (`loop.conquer`), and so are a round's chunks, whether their frontier was saved or is found
 again (compiling is most of a short run's time). Every tile's outcome is the same as when computing all tiles
@@ -54,7 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxms.game.blocks import BlockLists, chunk_blocks
-from jaxms.game.control import after, loop_bound
+from jaxms.game.control import after, computed_once, loop_bound
 from jaxms.game.grid import (
     BLOCK,
     INFO_AGE,
@@ -244,26 +244,6 @@ _WINDOWS = jax.lax.GatherDimensionNumbers(offset_dims=(1, 2), collapsed_slice_di
 _IN_BOUNDS = jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS  # all windows lie in the grid (empty block too)
 
 
-@jax.custom_batching.custom_vmap
-def _computed_once(values, token: jax.Array):
-    """`values`, stored once rather than recomputed inside each consumer.
-
-    XLA on CPU fuses a producer into every consumer, and a gather fused into an element-wise loop turns it
-    from vector into scalar code; a conditional's operands and results are always stored. `token` must be
-    True, but not as a constant the compiler can see (e.g. `step >= 0` of a loop counter).
-    """
-    return jax.lax.cond(token, lambda v: v, lambda v: jax.tree.map(jnp.zeros_like, v), values)
-
-
-@_computed_once.def_vmap
-def _computed_once_vmap(axis_size, in_batched, values, token):
-    del axis_size
-    values_batched, token_batched = in_batched
-    # Under vmap a batched predicate would make the conditional a select, which stores nothing; every token
-    # is True, so one token for the whole batch keeps it a conditional.
-    return _computed_once(values, jnp.all(token) if token_batched else token), values_batched
-
-
 class _Tiles(NamedTuple):
     """Tiles read together, as flat grids: the whole board, or a chunk of windows (S x S tiles each, S =
     BLOCK + 2, row-major, one after another). Per-tile results leave out the first and the last `stride`
@@ -308,7 +288,7 @@ def _chunk(board: Board, ids: jax.Array, blocks: Listed, step: jax.Array) -> _Ti
     place = ((origins[:, 0, None, None] + cells[None, :, None]) * board.owner.shape[1]
              + origins[:, 1, None, None] + cells[None, None, :])
     # Stored as [K, S, S] and flattened afterwards: a flattening fusion would run as scalar code.
-    return _Tiles(_computed_once(place, step >= 0).ravel(), size, ids, origins)
+    return _Tiles(computed_once(place, step >= 0).ravel(), size, ids, origins)
 
 
 def _read(board: Board, tiles: _Tiles, token: jax.Array, owner: bool = True
@@ -324,9 +304,9 @@ def _read(board: Board, tiles: _Tiles, token: jax.Array, owner: bool = True
     keep = jnp.where(valid, 255, 255 - INFO_AGE).astype(jnp.uint8)[:, None, None]
     info = jnp.where(inside[None, :, None] & inside[None, None, :], info & keep, 0)  # the border: others'
     if not owner:
-        return None, _computed_once(info, token).ravel()
+        return None, computed_once(info, token).ravel()
     owner = jax.lax.gather(board.owner, tiles.origins, _WINDOWS, (size, size), mode=_IN_BOUNDS)
-    owner, info = _computed_once((owner, info), token)
+    owner, info = computed_once((owner, info), token)
     return owner.ravel(), info.ravel()
 
 
@@ -431,7 +411,7 @@ def _segments(board: Board, tiles: _Tiles, live: jax.Array, seed: jax.Array, tok
     Every tile of an attack's target 4-adjacent to the attacker is on its frontier (of a pair held at its
     beach, only those near its box: `Beaches`); a tile bordered by several attackers is claimed by the
     most surrounding one (two random bits per direction break ties).
-    Args: live: bool[P + 1, P + 1]; seed: uint32[2]; token: see `_computed_once`; focus: the agent's
+    Args: live: bool[P + 1, P + 1]; seed: uint32[2]; token: see `computed_once`; focus: the agent's
         directed attack (`_focus_bonus`), None for none; beaches: None on a map without water.
     Returns int32[N - 2 stride]: `(pair * h + covered) * 1344 + bin` on a frontier (pair: claimant * (P + 1)
     + target; h: `Board.cover_halves`, covered 0 or 1 and always 0 when h = 1), else `_off_frontier`.
@@ -489,7 +469,7 @@ def _segments(board: Board, tiles: _Tiles, live: jax.Array, seed: jax.Array, tok
     group = claimant * num_slots + target
     if board.cover:
         group = group * 2 + (info >> 6 & 1)
-    return _computed_once(jnp.where(best >= 0, group * NUM_BINS + unsorted_bin,
+    return computed_once(jnp.where(best >= 0, group * NUM_BINS + unsorted_bin,
                                     _off_frontier(board, num_slots)), token)
 
 
@@ -653,7 +633,7 @@ def take_tiles(board: Board, frontier: Frontier, plan: Plan, rules: Rules, first
         pair = jnp.where((tie >> 8).astype(jnp.float32) * (1.0 / (1 << 24)) < chance, segment // NUM_BINS, -1)
         # The taking (attacker, target) pair (times 2, plus 1 if covered, on a board with cover); -1 if not
         # taken.
-        pair = _computed_once(pair, token)
+        pair = computed_once(pair, token)
         owner = owner.ravel().at[jnp.where(pair >= 0, place, owner.size)].set(
             (pair // (num_slots * halves)).astype(jnp.uint8), mode="drop").reshape(owner.shape)
         terrain = segment % NUM_BINS // NUM_DRAWS % NUM_TERRAIN
@@ -782,7 +762,7 @@ def visit_border(board: Board, lists: BlockLists | None, blocks: Listed | None, 
     (chunk by chunk), or over the whole board when it is read whole (`lists` None). The border list holds
     every tile next to another player's, so a question about such tiles needs no pass over the map; a
     block is read once however often it is listed (the lists hold no repeats). `token`: see
-    `_computed_once`."""
+    `computed_once`."""
 
     def read(tiles, token):
         owner, info = _read(board, tiles, token)
@@ -896,7 +876,7 @@ def plan_takes(counts: jax.Array, counted: jax.Array, budget: jax.Array, attack_
         def rows(values):  # the chosen pairs' rows; zeros past the last pair
             return values.reshape(num_pairs, -1).at[chosen].get(mode="fill", fill_value=0)
 
-        n = _computed_once(rows(counts), step >= 0).astype(jnp.float32)
+        n = computed_once(rows(counts), step >= 0).astype(jnp.float32)
         if with_cover:
             n, n_covered = n[:, :NUM_BINS] + n[:, NUM_BINS:], n[:, NUM_BINS:]
         pair_cost, pair_loss = rows(cost), rows(attacker_loss)

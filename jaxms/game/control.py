@@ -102,3 +102,24 @@ def after(grid: jax.Array, *deps: Any) -> jax.Array:
     total = sum((jnp.sum(d, dtype=jnp.float32) for d in jax.tree.leaves(deps)), jnp.float32(0.0))
     first = (0,) * grid.ndim
     return grid.at[first].set(jnp.where(jnp.isnan(total), grid[first] + 1, grid[first]))
+
+
+@jax.custom_batching.custom_vmap
+def computed_once(values, token: jax.Array):
+    """`values`, stored once rather than recomputed inside each consumer.
+
+    XLA on CPU fuses a producer into every consumer: a gather fused into an element-wise loop turns it from
+    vector into scalar code, and two consumers may round the same float expression differently (one with a
+    fused multiply-add). A conditional's operands and results are always stored. `token` must be
+    True, but not as a constant the compiler can see (e.g. `step >= 0` of a loop counter).
+    """
+    return jax.lax.cond(token, lambda v: v, lambda v: jax.tree.map(jnp.zeros_like, v), values)
+
+
+@computed_once.def_vmap
+def _computed_once_vmap(axis_size, in_batched, values, token):
+    del axis_size
+    values_batched, token_batched = in_batched
+    # Under vmap a batched predicate would make the conditional a select, which stores nothing; every token
+    # is True, so one token for the whole batch keeps it a conditional.
+    return computed_once(values, jnp.all(token) if token_batched else token), values_batched
