@@ -205,16 +205,19 @@ def _nearest_landings(state: GameState, arrays: MapArrays, centre: jax.Array, pl
         jnp.arange(rows * cols, dtype=jnp.int32))
     found = first[:NUM_DIRECTIONS] < rows * cols
     best = jnp.where(found, first[:NUM_DIRECTIONS], 0)
-    padded = candidate
-    if (rows * k, cols * k) != (height, width):
-        padded = jnp.zeros((rows * k, cols * k), jnp.bool_).at[:height, :width].set(candidate)
 
     def inside(block, direction):
-        """The candidate tile of `block` nearest the centre, preferring tiles in `direction`'s sector."""
+        """The candidate tile of `block` nearest the centre, preferring tiles in `direction`'s sector. The
+        block's tiles are read from the map's grids (a window of the candidate grid would make XLA keep that
+        whole grid: at 4096x4096 this search took 25 ms with it, 9 ms without)."""
         y0, x0 = (block // cols) * k, (block % cols) * k
-        window = jax.lax.dynamic_slice(padded, (y0, x0), (k, k))
         ys = (y0 + jnp.arange(k, dtype=jnp.int32))[:, None]
         xs = (x0 + jnp.arange(k, dtype=jnp.int32))[None, :]
+        on_map = (ys < height) & (xs < width)
+        at = (jnp.minimum(ys, height - 1), jnp.minimum(xs, width - 1))
+        owner = state.owner[at]
+        window = (on_map & arrays.shore[at] & (owner != player) & attackable_owner[owner]
+                  & touched[arrays.water_body[at]])
         dy, dx = ys.astype(jnp.float32) - centre[0], xs.astype(jnp.float32) - centre[1]
         distance = dy * dy + dx * dx + jnp.where(compass_sector(dy, dx) == direction, 0.0, 1e12)
         pick = jnp.argmin(jnp.where(window, distance, jnp.inf))
