@@ -315,3 +315,68 @@ def test_env_time_limit_leader_ends_the_game_with_the_leader():
     with pytest.raises(ValueError, match=r"EnvConfig.time_limit='end' is not accepted: use one of truncate, "
                                          r"lose, leader"):
         EnvConfig(time_limit="end")
+
+
+def reference_landings(owner, alive, shore, water_body, centre, player, k):
+    """The landing search of `env.actions._nearest_landings` in plain NumPy on whole arrays: per sector, the
+    nearest k x k block (its centre to `centre`; the first in row-major order among equals) holding a shore
+    tile the player could land on, then that block's tile nearest `centre`, tiles of the sector first."""
+    from jaxms.env.actions import compass_sector
+
+    height, width = owner.shape
+    rows, cols = -(-height // k), -(-width // k)
+
+    def by_block(grid):  # [rows, cols, k * k], zeros past the map's edge
+        padded = np.zeros((rows * k, cols * k), grid.dtype)
+        padded[:height, :width] = grid
+        return padded.reshape(rows, k, cols, k).transpose(0, 2, 1, 3).reshape(rows, cols, k * k)
+
+    mine = owner == player
+    touched = np.unique(by_block(np.where(mine & shore, water_body, 0)).max(axis=2))
+    touched = touched[touched > 0]
+    attackable = (alive | (np.arange(len(alive)) == 0)) & (np.arange(len(alive)) != player)
+    candidate = shore & ~mine & attackable[owner] & np.isin(water_body, touched)
+    block_y = (np.arange(rows) * k + (k - 1) / 2).astype(np.float32)[:, None] - centre[0]
+    block_x = (np.arange(cols) * k + (k - 1) / 2).astype(np.float32)[None, :] - centre[1]
+    block_y, block_x = np.broadcast_arrays(block_y, block_x)
+    block_sector = np.asarray(compass_sector(jnp.asarray(block_y), jnp.asarray(block_x)))
+    block_distance = np.where(by_block(candidate).any(axis=2), block_y * block_y + block_x * block_x, np.inf)
+    ys, xs = np.nonzero(candidate)  # row-major: the first among equals comes first
+    dy, dx = ys.astype(np.float32) - centre[0], xs.astype(np.float32) - centre[1]
+    tile_sector = np.asarray(compass_sector(jnp.asarray(dy), jnp.asarray(dx)))
+    landings = np.full(8, -1)
+    for direction in range(8):
+        scores = np.where(block_sector == direction, block_distance, np.inf).ravel()
+        if not np.isfinite(scores.min()):
+            continue
+        block = int(np.argmin(scores))
+        inside = (ys // k == block // cols) & (xs // k == block % cols)
+        # In float32, as the search computes it: tiles outside the sector are all 1e12 away (a tie).
+        off_sector = np.where(tile_sector == direction, np.float32(0), np.float32(1e12))
+        score = np.where(inside, dy * dy + dx * dx + off_sector, np.float32(np.inf))
+        pick = int(np.argmin(score))
+        landings[direction] = ys[pick] * width + xs[pick]
+    return landings
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**16), player=st.integers(1, 4))
+def test_the_landing_search_finds_the_nearest_shore_tile_of_each_sector(seed, player):
+    """The agent's boat landings (`_nearest_landings`: block reductions, bit lookups, scatter-mins) equal a
+    tile-by-tile NumPy search, on an island map whose sides its 2 x 2 blocks do not divide, from whole-tile
+    centres (exact squared distances, so ties are real ties and both must take the first)."""
+    from jaxms.env.actions import _nearest_landings
+
+    arrays = game.map_arrays(load_map("islands_201x150"))
+    land = np.asarray(arrays.land)
+    rng = np.random.default_rng(seed)
+    # Territories of 5 players on 16 x 16 patches; some players may end up with nothing (dead).
+    patches = rng.integers(0, 6, (-(-land.shape[0] // 16), -(-land.shape[1] // 16)))
+    owner = np.where(land, np.kron(patches, np.ones((16, 16), int))[:land.shape[0], :land.shape[1]], 0)
+    state = game.new_game(jax.random.key(0), arrays, ["human"] * 5)
+    state = game.set_territory(state, owner.astype(np.uint8), arrays)
+    search = jax.jit(lambda s, c: _nearest_landings(s, arrays, c, player))
+    for centre in rng.integers(0, land.shape, (3, 2)).astype(np.float32):
+        grids = (np.asarray(x) for x in (state.owner, state.alive, arrays.shore, arrays.water_body))
+        expected = reference_landings(*grids, centre, player, 2)
+        assert np.array_equal(np.asarray(search(state, jnp.asarray(centre))), expected)
