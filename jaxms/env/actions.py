@@ -194,8 +194,8 @@ def _nearest_landings(state: GameState, arrays: MapArrays, centre: jax.Array, pl
     block_x = (jnp.arange(cols, dtype=jnp.float32) * k + (k - 1) / 2)[None, :] - centre[1]
     # Per sector, the nearest block with a candidate, the first in row-major order among equals: two
     # scatter-mins over the blocks (an argmin per sector over all of them is several times slower on a CPU).
-    # The distances (non-negative) are compared as their bits, int32 in the same order, stored once so that
-    # both scatters read the same bits.
+    # The distances (non-negative) are compared as their bits, int32 in the same order; they and the sectors
+    # are stored once, so that the first scatter and the comparison after it read the same values.
     distance = jax.lax.bitcast_convert_type((block_y * block_y + block_x * block_x).ravel(), jnp.int32)
     sector = jnp.where(has_candidate, compass_sector(block_y, block_x), NUM_DIRECTIONS).ravel()
     distance, sector = computed_once((distance, sector), centre[0] >= -1.0)
@@ -209,7 +209,7 @@ def _nearest_landings(state: GameState, arrays: MapArrays, centre: jax.Array, pl
     def inside(block, direction):
         """The candidate tile of `block` nearest the centre, preferring tiles in `direction`'s sector. The
         block's tiles are read from the map's grids (a window of the candidate grid would make XLA keep that
-        whole grid: at 4096x4096 this search took 25 ms with it, 9 ms without)."""
+        whole grid: at 4096x4096 this search took 25.7 ms with it, 11.4 ms without)."""
         y0, x0 = (block // cols) * k, (block % cols) * k
         ys = (y0 + jnp.arange(k, dtype=jnp.int32))[:, None]
         xs = (x0 + jnp.arange(k, dtype=jnp.int32))[None, :]

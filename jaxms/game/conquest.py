@@ -470,7 +470,7 @@ def _segments(board: Board, tiles: _Tiles, live: jax.Array, seed: jax.Array, tok
     if board.cover:
         group = group * 2 + (info >> 6 & 1)
     return computed_once(jnp.where(best >= 0, group * NUM_BINS + unsorted_bin,
-                                    _off_frontier(board, num_slots)), token)
+                                   _off_frontier(board, num_slots)), token)
 
 
 def _off_frontier(board: Board, num_slots: int) -> int:

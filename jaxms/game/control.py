@@ -4,6 +4,10 @@
 For work that is rarely needed (a bot decision, an annihilation) that is the whole cost of the work on
 every tick. `cond_any` keeps the skip: under vmap the expensive branch runs only when some env's predicate
 holds (on a CPU only for those envs, on a GPU batched for all), and each env takes its own branch's result.
+
+The other helpers here also steer what XLA computes where: `loop_bound` (one trip count for a batch),
+`after` (a read before an in-place write) and `computed_once` (a value stored once, not recomputed in each
+consumer).
 """
 
 from __future__ import annotations
