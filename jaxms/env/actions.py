@@ -186,8 +186,13 @@ def _nearest_landings(state: GameState, arrays: MapArrays, centre: jax.Array, pl
     touched = jnp.zeros(MAX_WATER_BODIES + 1, jnp.bool_).at[coast_bodies.ravel()].set(True).at[0].set(False)
     slots = jnp.arange(num_slots)
     attackable_owner = (state.alive | (slots == 0)) & (slots != player)
-    candidate = (arrays.shore & ~mine & _flag_of(attackable_owner, state.owner)
-                 & _flag_of(touched, arrays.water_body))
+
+    def landable(owner, shore, water_body, lookup):
+        """Shore tiles that are unowned or a living enemy's, on a water body the player's coast touches;
+        `lookup(flags, keys)` reads the small tables (bit words over the map, a gather in a block)."""
+        return shore & (owner != player) & lookup(attackable_owner, owner) & lookup(touched, water_body)
+
+    candidate = landable(state.owner, arrays.shore, arrays.water_body, _flag_of)
     has_candidate = _blocks(candidate.astype(jnp.uint8), k, jnp.max) > 0
     rows, cols = has_candidate.shape
     block_y = (jnp.arange(rows, dtype=jnp.float32) * k + (k - 1) / 2)[:, None] - centre[0]
@@ -215,9 +220,8 @@ def _nearest_landings(state: GameState, arrays: MapArrays, centre: jax.Array, pl
         xs = (x0 + jnp.arange(k, dtype=jnp.int32))[None, :]
         on_map = (ys < height) & (xs < width)
         at = (jnp.minimum(ys, height - 1), jnp.minimum(xs, width - 1))
-        owner = state.owner[at]
-        window = (on_map & arrays.shore[at] & (owner != player) & attackable_owner[owner]
-                  & touched[arrays.water_body[at]])
+        window = on_map & landable(state.owner[at], arrays.shore[at], arrays.water_body[at],
+                                   lambda flags, keys: flags[keys])
         dy, dx = ys.astype(jnp.float32) - centre[0], xs.astype(jnp.float32) - centre[1]
         distance = dy * dy + dx * dx + jnp.where(compass_sector(dy, dx) == direction, 0.0, 1e12)
         pick = jnp.argmin(jnp.where(window, distance, jnp.inf))
