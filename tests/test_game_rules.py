@@ -178,3 +178,50 @@ def test_jit_and_eager_agree():
         eager = game.run_ticks(state, PLAINS_ARRAYS, 3)
     np.testing.assert_array_equal(np.asarray(jitted.owner), np.asarray(eager.owner))
     np.testing.assert_allclose(np.asarray(jitted.troops), np.asarray(eager.troops))
+
+
+@pytest.mark.parametrize("num_slots", [12, 40])
+def test_frontier_claims_follow_the_rule_for_few_and_many_players(num_slots):
+    """Each tile's frontier segment (claimant, target, priority bin) equals a plain NumPy reading of the rule,
+    with few players (attackers looked up as one word of bits) and more than a word holds (several words)."""
+    from jaxms.game.conquest import (NUM_BINS, NUM_DRAWS, NUM_K, NUM_TERRAIN, _segments, _whole,
+                                     new_board)
+    from jaxms.game.grid import hash_bits
+
+    rng = np.random.default_rng(num_slots)
+    height, width = 48, 64
+    owner = rng.integers(0, num_slots, (height, width)).astype(np.uint8)
+    land = rng.random((height, width)) < 0.85
+    terrain = rng.integers(0, 3, (height, width)).astype(np.uint8)
+    age = rng.integers(0, 16, (height, width)).astype(np.uint8)
+    live = rng.random((num_slots, num_slots)) < 0.3
+    seed = np.array([12345, 678], np.uint32)
+    board = new_board(jnp.asarray(owner), jnp.asarray(land), jnp.asarray(terrain), jnp.asarray(age))
+    got = np.asarray(jax.jit(lambda lv, s: _segments(board, _whole(board), lv, s, jnp.bool_(True)))(
+        jnp.asarray(live), jnp.asarray(seed)))
+
+    pad = np.zeros((height + 2, width + 2), np.int64)
+    pad[1:-1, 1:-1] = owner
+    target = pad[1:-1, 1:-1]
+    neighbours = [pad[:-2, 1:-1], pad[2:, 1:-1], pad[1:-1, :-2], pad[1:-1, 2:]]  # N, S, W, E
+    rand = np.asarray(hash_bits(jnp.uint32(seed[0]), jnp.arange(height * width, dtype=jnp.uint32)))
+    rand = rand.astype(np.int64).reshape(height, width)
+    attacks = live.copy()
+    attacks[0] = False  # unowned land attacks nobody
+    best = np.full((height, width), -1)
+    claimant = np.zeros((height, width), np.int64)
+    for direction, n in enumerate(neighbours):
+        surrounding = sum((m == n).astype(np.int64) for m in neighbours)
+        score = np.where(land & attacks[n, target] & (n != target),
+                         surrounding * 4 + (rand >> (2 * direction) & 3), -1)
+        claimant = np.where(score > best, n, claimant)
+        best = np.maximum(score, best)
+    k = np.maximum(best >> 2, 1)
+    unsorted_bin = ((age.astype(np.int64) * NUM_K + k - 1) * NUM_TERRAIN + terrain) * NUM_DRAWS + (
+        rand >> 8) % NUM_DRAWS
+    want = np.where(best >= 0, (claimant * num_slots + target) * NUM_BINS + unsorted_bin,
+                    num_slots * num_slots * NUM_BINS)
+    # The result covers the board's rows 1..H (a border column either side): read the map's tiles.
+    got = got.reshape(height, width + 2)[:, 1:-1]
+    assert (want < num_slots * num_slots * NUM_BINS).sum() > 500, "too few frontier tiles to test"
+    np.testing.assert_array_equal(got, want)
