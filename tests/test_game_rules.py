@@ -184,8 +184,7 @@ def test_jit_and_eager_agree():
 def test_frontier_claims_follow_the_rule_for_few_and_many_players(num_slots):
     """Each tile's frontier segment (claimant, target, priority bin) equals a plain NumPy reading of the rule,
     with few players (attackers looked up as one word of bits) and more than a word holds (several words)."""
-    from jaxms.game.conquest import (NUM_BINS, NUM_DRAWS, NUM_K, NUM_TERRAIN, _segments, _whole,
-                                     new_board)
+    from jaxms.game.conquest import NUM_BINS, NUM_DRAWS, NUM_K, NUM_TERRAIN, _segments, _whole, new_board
     from jaxms.game.grid import hash_bits
 
     rng = np.random.default_rng(num_slots)
