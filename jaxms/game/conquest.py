@@ -814,9 +814,18 @@ def charged(taken: jax.Array, per_tile: jax.Array, cover_factor: float) -> jax.A
         per_tile: float32[P + 1, P + 1, 3], the value of an uncovered tile per terrain (`pair_tile_values`);
             a covered tile's is `cover_factor` times as much.
     """
-    total = (taken[..., :NUM_TERRAIN] * per_tile).sum(axis=-1)
+    total = sum_last(taken[..., :NUM_TERRAIN] * per_tile)
     if taken.shape[-1] > NUM_TERRAIN:  # added apart, so that with no covered tile the sum is unchanged
-        total = total + (taken[..., NUM_TERRAIN:] * (per_tile * cover_factor)).sum(axis=-1)
+        total = total + sum_last(taken[..., NUM_TERRAIN:] * (per_tile * cover_factor))
+    return total
+
+
+def sum_last(x: jax.Array) -> jax.Array:
+    """`x.sum(axis=-1)` for a short last axis, added in order. XLA CPU makes such a reduce a YNN fusion that
+    cost ~0.2 ms on a [52, 52, 3] array (a tick with 50 tribes ran three a round)."""
+    total = x[..., 0]
+    for i in range(1, x.shape[-1]):
+        total = total + x[..., i]
     return total
 
 

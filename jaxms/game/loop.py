@@ -111,6 +111,7 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
         held_beaches,
         listed,
         new_counts,
+        sum_last,
         take_tiles,
         uncover_board,
     )
@@ -184,10 +185,10 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
         board, taken, lists, box = take_tiles(board, found, plan, rules, first, lists, update)
         if lists is not None:
             blocks = listed(lists, update.next_row)  # (unread after the last round)
-        taken_pairs = taken.sum(axis=-1)
+        taken_pairs = sum_last(taken)
         budget_left = budget_left - charged(taken, cost, rules.defense_post_cost_factor)
         attacks = jnp.maximum(attacks - charged(taken, attacker_loss, rules.defense_post_loss_factor), 0.0)
-        defender_losses = (by_terrain(taken) * defender_loss).sum(axis=(0, 2))
+        defender_losses = sum_last(by_terrain(taken) * defender_loss).sum(axis=0)
         troops = jnp.maximum(troops - defender_losses.at[0].set(0.0), 0.0)
         tiles = (tiles + taken_pairs.sum(axis=1).astype(jnp.int32)
                  - taken_pairs.sum(axis=0).astype(jnp.int32))
