@@ -161,13 +161,13 @@ def _player_tables(game: GameState) -> tuple[jax.Array, jax.Array, jax.Array]:
     return lookup, own_density, target.astype(jnp.int32)
 
 
-def _tile_grids(owner: jax.Array, terrain: jax.Array, lookup: jax.Array, target: jax.Array
-                ) -> dict[str, jax.Array]:
+def _tile_grids(owner: jax.Array, terrain: jax.Array, lookup: jax.Array, target: jax.Array,
+                num_slots: int = 256) -> dict[str, jax.Array]:
     """Full-resolution per-tile grids [H, W], computed once per step and cropped by every window:
     "classes" (uint8 class bits: UNOWNED_LAND, ENEMY_TILE, TARGET_LAND = land of the attack target,
     AGENT_TILE), "near_rows" / "near_cols" (uint8: OR of the class bits of the tiles above and below / left
     and right, and the tile's own; off the map counts as nothing), "looked" (uint16 lookup of the tile's
-    owner) and "terrain".
+    owner, an id below `num_slots`) and "terrain".
 
     Each is materialised once (about 1-2 bytes a tile; the memory traffic is what costs at 1024x1024 and
     up). Neighbours come from two reduce_windows (bitwise OR over 3 tiles, padded with 0): no padded copy of
@@ -181,9 +181,15 @@ def _tile_grids(owner: jax.Array, terrain: jax.Array, lookup: jax.Array, target:
     zero = jnp.uint8(0)
     rows = jax.lax.reduce_window(classes, zero, jax.lax.bitwise_or, (3, 1), (1, 1), ((1, 1), (0, 0)))
     cols = jax.lax.reduce_window(classes, zero, jax.lax.bitwise_or, (1, 3), (1, 1), ((0, 0), (1, 1)))
-    # The gather reads a materialised table (see `_player_tables`) and is itself materialised.
-    return {"classes": classes, "near_rows": rows, "near_cols": cols, "looked": lookup[owner],
-            "terrain": terrain}
+    if num_slots <= 16:
+        # A chain of selects: vector code, where a gather is scalar (1024x1024, 11 players, one core:
+        # 0.20 ms against 0.39 ms; with 52 slots the chain is the slower, 1.0 ms).
+        looked = jnp.zeros(owner.shape, jnp.uint16)
+        for slot in range(num_slots):
+            looked = jnp.where(owner == slot, lookup[slot], looked)
+    else:  # the gather reads a materialised table (see `_player_tables`) and is itself materialised
+        looked = lookup[owner]
+    return {"classes": classes, "near_rows": rows, "near_cols": cols, "looked": looked, "terrain": terrain}
 
 
 def _tile_planes(grids: dict[str, jax.Array]) -> dict[str, jax.Array]:
@@ -397,7 +403,7 @@ class Observer:
         owner, terrain = game.owner, arrays.terrain
 
         # Full resolution: a few per-tile grids, then the whole map pooled (the global view).
-        grids = _tile_grids(owner, terrain, lookup, target)
+        grids = _tile_grids(owner, terrain, lookup, target, game.troops.shape[0])
         plan_y, plan_x = fit_plans(height, width, c.global_size)
         planes = _tile_planes(grids)
         global_channels, pooled = _view(planes, _GLOBAL_POOLED, plan_y, plan_x, own_density,
