@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxms.game.boats import BOATS_PER_PLAYER, boats_in_flight
-from jaxms.game.control import cond_any
+from jaxms.game.control import cond_any, loop_bound
 from jaxms.game.grid import compact
 from jaxms.game.loop import max_troops
 from jaxms.game.rules import Difficulty, PlayerKind, Rules
@@ -162,7 +162,7 @@ def _nation_tribe_attacks(state: GameState, contacts: jax.Array, available: jax.
     easy = state.difficulty == Difficulty.EASY
     rows = jnp.arange(num_slots)
 
-    def body(carry, rank):
+    def body(rank, carry):
         left, sent, orders = carry
         tribe = order[:, rank]
         d = state.troops[tribe]
@@ -170,10 +170,13 @@ def _nation_tribe_attacks(state: GameState, contacts: jax.Array, available: jax.
         size = jnp.where(easy, left, jnp.minimum(4.0 * d, left))
         size = jnp.where(ok, jnp.floor(size), 0.0)
         orders = orders.at[rows, tribe].add(size)
-        return (left - size, sent + ok.astype(jnp.int32), orders), None
+        return left - size, sent + ok.astype(jnp.int32), orders
 
     init = (available, jnp.zeros(num_slots, jnp.int32), jnp.zeros((num_slots, num_slots), jnp.float32))
-    (_, _, orders), _ = jax.lax.scan(body, init, jnp.arange(num_slots))
+    # As many ranks as the longest row of candidates (none on the many ticks where no nation decides): a
+    # rank past a row's candidates is no candidate and changes nothing.
+    num_ranks = loop_bound(candidates.sum(axis=1).max())
+    _, _, orders = jax.lax.fori_loop(0, num_ranks, body, init)
     return orders
 
 
