@@ -65,6 +65,7 @@ from jaxms.game.grid import (
     board_layout,
     compact,
     hash_bits,
+    select_lookup,
     stamp_size,
     to_board,
 )
@@ -321,14 +322,6 @@ def _map_index(board: Board, place: jax.Array) -> jax.Array:
     return (y * board.width + x).astype(jnp.uint32)
 
 
-def _lookup(table: jax.Array, keys: jax.Array) -> jax.Array:
-    """table[keys] for a small table, as a chain of selects: a gather would make the whole loop scalar."""
-    out = jnp.zeros(keys.shape, table.dtype)
-    for key, value in enumerate(table):
-        out = jnp.where(keys == key, value, out)
-    return out
-
-
 def _focus_bonus(board: Board, place: jax.Array, target: jax.Array, neighbours: list[jax.Array],
                  focus: jax.Array, bonus: int, player: int = 1) -> jax.Array:
     """int32: the age bonus of a directed attack (`GameState.focus` of `player`, the agent, float32[4]: origin
@@ -435,7 +428,7 @@ def _segments(board: Board, tiles: _Tiles, live: jax.Array, seed: jax.Array, tok
     words = [jnp.sum(jnp.where((slot // 32 == w)[:, None], bits, 0), axis=0, dtype=jnp.uint32)
              for w in range(-(-num_slots // 32))]  # uint32[P + 1] each, by target
     if num_slots <= 32:
-        attackers = [jnp.where(land, _lookup(words[0], target), 0)]
+        attackers = [jnp.where(land, select_lookup(words[0], target), 0)]
     else:
         attackers = computed_once([jnp.where(land, word[target], 0) for word in words], token)
 

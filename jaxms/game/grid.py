@@ -1,4 +1,5 @@
-"""Grid helpers shared by the simulation (game/) and the env: 4-neighbour shifts and per-tile hash bits.
+"""Grid helpers shared by the simulation (game/) and the env: 4-neighbour shifts, per-tile hash bits and
+small-table lookups.
 
 Pure jnp functions over [H, W] grids (and the index compaction the block loops share), usable inside jit;
 no state and no knowledge of players or rules.
@@ -12,6 +13,16 @@ import jax.numpy as jnp
 from jaxms.game.control import loop_bound
 
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # N, S, W, E: (dy, dx) of the 4-neighbours
+
+
+def select_lookup(table: jax.Array, keys: jax.Array) -> jax.Array:
+    """table[keys] for a small table (keys < len(table)), as a chain of selects, one per entry: vector code,
+    where a gather fused into an element-wise pass over tiles makes XLA CPU's whole loop scalar. Its cost
+    grows with the table: worth it for a few dozen entries at most."""
+    out = jnp.zeros(keys.shape, table.dtype)
+    for key, value in enumerate(table):
+        out = jnp.where(keys == key, value, out)
+    return out
 
 
 def shift(grid: jax.Array, dy: int, dx: int, fill) -> jax.Array:
