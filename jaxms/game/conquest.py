@@ -283,7 +283,8 @@ def _chunk(board: Board, ids: jax.Array, blocks: Listed, step: jax.Array) -> _Ti
     size = BLOCK + 2
     chunk = chunk_blocks(num_rows * cols)
     ids = jax.lax.dynamic_slice(ids, (blocks.row, step * chunk), (1, chunk))[0]
-    ids = jnp.where(step * chunk + jnp.arange(chunk) < blocks.count, ids, num_rows * cols)
+    ids = computed_once(jnp.where(step * chunk + jnp.arange(chunk) < blocks.count, ids, num_rows * cols),
+                        step >= 0)
     origins = jnp.stack([ids // cols, ids % cols], axis=-1) * BLOCK
     cells = jnp.arange(size, dtype=jnp.int32)
     place = ((origins[:, 0, None, None] + cells[None, :, None]) * board.owner.shape[1]
@@ -735,7 +736,8 @@ def age_frontier(board: Board, first_blocks: Listed | None, lists: BlockLists | 
             border |= (n > 0) & (n != centre)
         border = _windows(border & land[stride:end]).any(axis=(1, 2))
         lists = lists.append(update.border_row, 0, update.border_tag, tiles.ids, border)
-        return info.reshape(board.info.shape), stamp.at[tiles.ids].set(board.now + 1), lists
+        # The stamps are written in place once `_read` has read them (else XLA copies them each chunk).
+        return info.reshape(board.info.shape), after(stamp, window).at[tiles.ids].set(board.now + 1), lists
 
     info, stamp, lists = jax.lax.fori_loop(0, first_blocks.num_chunks, age_chunk,
                                            (board.info, board.stamp, lists))
