@@ -37,6 +37,7 @@ from jaxms.game.grid import (
     block_counts,
     board_layout,
     compact,
+    running_count,
     shift,
 )
 
@@ -99,7 +100,7 @@ class BlockLists(NamedTuple):
         order = num_candidates - jnp.arange(num_candidates, dtype=jnp.int32)
         marks = self.tags.at[tag_rows, jnp.where(new, candidates, num_blocks + 1)].min(-order, mode="drop")
         new = new & (marks[tag_rows, safe] == -order)
-        before = jax.lax.associative_scan(jnp.add, new.astype(jnp.int32), axis=1) - 1
+        before = running_count(new) - 1
         place = before + self.count[rows][:, None]
         ids = self.ids.at[rows[:, None], jnp.where(new, place, self.ids.shape[1])].set(
             jnp.broadcast_to(candidates, new.shape), mode="drop")

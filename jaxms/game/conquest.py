@@ -736,8 +736,9 @@ def age_frontier(board: Board, first_blocks: Listed | None, lists: BlockLists | 
             border |= (n > 0) & (n != centre)
         border = _windows(border & land[stride:end]).any(axis=(1, 2))
         lists = lists.append(update.border_row, 0, update.border_tag, tiles.ids, border)
-        # The stamps are written in place once `_read` has read them (else XLA copies them each chunk).
-        return info.reshape(board.info.shape), after(stamp, window).at[tiles.ids].set(board.now + 1), lists
+        # The stamps are written in place once `_read` has read them (else XLA copies them each chunk):
+        # `window` is stored (`computed_once`), so one of its values depends on the whole read.
+        return info.reshape(board.info.shape), after(stamp, window[:1]).at[tiles.ids].set(board.now + 1), lists
 
     info, stamp, lists = jax.lax.fori_loop(0, first_blocks.num_chunks, age_chunk,
                                            (board.info, board.stamp, lists))
@@ -912,8 +913,10 @@ def plan_takes(counts: jax.Array, counted: jax.Array, budget: jax.Array, attack_
         partial = partial.at[chosen].set(jnp.take_along_axis(planned, at, axis=-1)[:, 0], mode="drop")
         at_cutoff = at_cutoff.at[chosen].set(jnp.maximum(jnp.take_along_axis(n, at, axis=-1)[:, 0], 1.0),
                                              mode="drop")
-        # Zero again for the next histogram, in place: the write waits for the read (`control.after`).
-        counts = after(counts, n).at[chosen].set(0, mode="drop")
+        # Zero again for the next histogram, in place: the write waits for the read (`control.after`; the
+        # rows are stored, so one value of them depends on the whole read, and summing all of them in
+        # `after` was a YNN reduce costing more than the plan's maths).
+        counts = after(counts, n[:1, :1]).at[chosen].set(0, mode="drop")
         return counts, cutoff, partial, at_cutoff
 
     per_pair = jnp.zeros(num_pairs, jnp.float32)

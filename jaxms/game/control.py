@@ -101,7 +101,9 @@ def after(grid: jax.Array, *deps: Any) -> jax.Array:
     late in the tick (a bot's landing search) may be scheduled after the ops that then write the grid in
     place, and the grid is copied every tick to keep the old one. Writing the grid's corner (a tile of the
     zero border) with a value that depends on `deps` (it never changes it, but the compiler cannot know:
-    the test is whether their sum is NaN) puts every such read before the writes.
+    the test is whether their sum is NaN) puts every such read before the writes. The sum is a pass over
+    `deps` (on a CPU a large one is a slow reduce): for a large array that is stored (a conditional's
+    result, e.g. `computed_once`), one of its values is dependency enough.
     """
     total = sum((jnp.sum(d, dtype=jnp.float32) for d in jax.tree.leaves(deps)), jnp.float32(0.0))
     first = (0,) * grid.ndim

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxms.game.control import loop_bound
 
@@ -58,6 +59,27 @@ def hash_bits(seed: jax.Array, index: jax.Array) -> jax.Array:
     return x ^ (x >> 16)
 
 
+def running_count(flags: jax.Array) -> jax.Array:
+    """int32[..., K]: how many of `flags[..., :k + 1]` are set (bool[..., K]), a prefix count along the last
+    axis. Written as float32 matmuls with a triangle of ones, on blocks of 32 and then across the blocks'
+    totals (recursively; exact below 2^24): on a CPU a log-depth scan is two small ops a level (405 flags:
+    ~20 ops, 4.4 us) and XLA's cumsum a reduce-window (6.1 us); this is a few ops (2.8 us)."""
+    assert flags.shape[-1] < 1 << 24, "counts past 2^24 are not exact in float32"
+    return _running_sum(flags.astype(jnp.float32)).astype(jnp.int32)
+
+
+def _running_sum(x: jax.Array, inner: int = 32) -> jax.Array:
+    k = x.shape[-1]
+    if k <= inner:
+        return x @ np.triu(np.ones((k, k), np.float32))
+    pad = [(0, 0)] * (x.ndim - 1) + [(0, -k % inner)]
+    blocks = jnp.pad(x, pad).reshape(*x.shape[:-1], -1, inner)
+    within = blocks @ np.triu(np.ones((inner, inner), np.float32))
+    totals = within[..., -1]
+    before = _running_sum(totals, inner) - totals  # the sum of the blocks before each block
+    return (within + before[..., None]).reshape(*x.shape[:-1], -1)[..., :k]
+
+
 def compact(mask: jax.Array, group: int) -> tuple[jax.Array, jax.Array]:
     """(int32[groups * group]: the indices where `mask` (bool[n]) is set, then n; number of groups used).
 
@@ -67,7 +89,7 @@ def compact(mask: jax.Array, group: int) -> tuple[jax.Array, jax.Array]:
     n = mask.shape[0]
     size = -(-n // group) * group
     # Each set index's place in the list: a prefix count (jnp.nonzero is several times slower on CPU).
-    place = jax.lax.associative_scan(jnp.add, mask.astype(jnp.int32)) - 1
+    place = running_count(mask) - 1
     ids = jnp.full(size, n, jnp.int32).at[jnp.where(mask, place, size)].set(
         jnp.arange(n, dtype=jnp.int32), mode="drop", unique_indices=True)
     return ids, loop_bound((place[-1] + group) // group)
