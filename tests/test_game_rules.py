@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxms import game, load_map
+from jaxms.game.grid import compact, running_count
 
 PLAINS = load_map("plains_64x48")
 PLAINS_ARRAYS = game.map_arrays(PLAINS)
@@ -224,3 +225,23 @@ def test_frontier_claims_follow_the_rule_for_few_and_many_players(num_slots):
     got = got.reshape(height, width + 2)[:, 1:-1]
     assert (want < num_slots * num_slots * NUM_BINS).sum() > 500, "too few frontier tiles to test"
     np.testing.assert_array_equal(got, want)
+
+
+@jax.jit
+def _count_and_compact(flags):
+    return running_count(flags), compact(flags[0], 8)
+
+
+@settings(max_examples=20, deadline=None)
+@given(length=st.sampled_from([1, 32, 33, 405, 2049]), rows=st.sampled_from([1, 2]),
+       density=st.floats(0.0, 1.0), seed=st.integers(0, 99))
+def test_running_count_and_compact_match_numpy(length, rows, density, seed):
+    """The prefix count behind the block lists and `compact` (matmuls on blocks of 32, recursively) against
+    NumPy's cumsum, and compact's lists of set indices, for lengths across the block boundaries."""
+    flags = np.random.default_rng(seed).random((rows, length)) < density
+    counts, (ids, groups) = _count_and_compact(flags)
+    assert np.array_equal(np.asarray(counts), np.cumsum(flags, axis=-1))
+    (expected,) = np.nonzero(flags[0])
+    ids = np.asarray(ids)
+    assert np.array_equal(ids[:len(expected)], expected) and (ids[len(expected):] == length).all()
+    assert int(groups) == -(-len(expected) // 8)  # whole groups of 8 that hold them
