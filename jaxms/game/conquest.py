@@ -738,7 +738,8 @@ def age_frontier(board: Board, first_blocks: Listed | None, lists: BlockLists | 
         lists = lists.append(update.border_row, 0, update.border_tag, tiles.ids, border)
         # The stamps are written in place once `_read` has read them (else XLA copies them each chunk):
         # `window` is stored (`computed_once`), so one of its values depends on the whole read.
-        return info.reshape(board.info.shape), after(stamp, window[:1]).at[tiles.ids].set(board.now + 1), lists
+        stamp = after(stamp, window[:1]).at[tiles.ids].set(board.now + 1)
+        return info.reshape(board.info.shape), stamp, lists
 
     info, stamp, lists = jax.lax.fori_loop(0, first_blocks.num_chunks, age_chunk,
                                            (board.info, board.stamp, lists))
