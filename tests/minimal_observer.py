@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from jaxms.env import spaces
 from jaxms.env.contract import AGENT, NUM_ACTIONS
+from jaxms.game import stats
 from jaxms.game.state import GameState, MapArrays
 
 
@@ -34,9 +35,8 @@ class MinimalObserver:
         channels = jnp.stack([owner == AGENT, (owner != AGENT) & (owner > 0), arrays.land & (owner == 0),
                               ~arrays.land], axis=-1).astype(jnp.float32)
         pooled = jax.image.resize(channels, (self.size, self.size, 4), "linear", antialias=True)
-        land = jnp.maximum(arrays.num_land_tiles, 1).astype(jnp.float32)
         cap = jnp.maximum(game.troops[1:].max(), 1.0)
-        features = jnp.stack([game.tiles[AGENT] / land, game.troops[AGENT] / cap,
+        features = jnp.stack([stats.land_share(game, arrays, AGENT), game.troops[AGENT] / cap,
                               game.alive.sum() / game.alive.shape[0],
                               game.tick / 10_000.0 if time is None else time])
         return {"map": jnp.round(jnp.clip(pooled, 0.0, 1.0) * 255).astype(jnp.uint8),

@@ -239,7 +239,7 @@ def test_a_boat_attack_is_seeded_at_its_landing_only():
     # attack): the whole border pushes again, the western half included.
     state = game.launch_orders(game.launch_attack(state, 1, 0, 1_000))
     assert int(state.beach_box[1, 0, 2]) == -1
-    state = run(state, ARRAYS, 5)
+    state = run(state, ARRAYS, 10)  # the western front is a few tiles away: 3 to 6 ticks, by the draws
     assert (np.asarray(state.owner)[west] == 1).any()
 
 

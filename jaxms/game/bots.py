@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from jaxms.game.boats import BOATS_PER_PLAYER, boats_in_flight
 from jaxms.game.control import cond_any, loop_bound
-from jaxms.game.grid import compact
+from jaxms.game.grid import compact, uniforms
 from jaxms.game.loop import max_troops
 from jaxms.game.rules import Difficulty, PlayerKind, Rules
 from jaxms.game.state import GameState, MapArrays
@@ -252,19 +252,22 @@ def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Ru
     biggest_attacker = jnp.argmax(incoming, axis=1).astype(jnp.int32)
     under_attack = incoming.max(axis=1) > 0
 
-    skip_key, order_key, chance_key, human_key, tribes_key, build_key = jax.random.split(key, 6)
+    draw_key, boat_key, tribes_key, build_key = jax.random.split(key, 4)
+    # Every uniform the decision needs from one generator call: on a CPU each call is a loop of ~80 small
+    # ops whatever its size, and a tick made five. [0]: skip a player neighbour, [1]: the order neighbours
+    # are tried in, [2]: a nation's skip of a human, [3, :, 0]: a nation's chance to attack anyway,
+    # [3, :, 1]: a nation's random boat.
+    uniform = uniforms(draw_key, (4, num_slots, num_slots))
     not_tribe = ~is_tribe[None, :]
-    skip = not_tribe & jax.random.bernoulli(skip_key, 0.5, (num_slots, num_slots))
-    random_neighbour, has_neighbour = _first_allowed(
-        jax.random.uniform(order_key, (num_slots, num_slots)), neighbours & ~skip)
+    skip = not_tribe & (uniform[0] < 0.5)
+    random_neighbour, has_neighbour = _first_allowed(uniform[1], neighbours & ~skip)
 
     # Boats: retaliation against an attacker across water, and the nations' random boats (drawn first,
     # since a nation's boat with bordering enemies replaces its other attacks).
-    boat_key = jax.random.fold_in(skip_key, 7)
     free_boat = boats_in_flight(state) < BOATS_PER_PLAYER
     revenge_by_boat = under_attack & ~contacts[slots, biggest_attacker]
     has_enemy = neighbours.any(axis=1)
-    boat_chance = jax.random.uniform(jax.random.fold_in(boat_key, 1), (num_slots,))
+    boat_chance = uniform[3, :, 1]
     random_boat = (is_nation & later & ~borders_unowned & ~under_attack
                    & (boat_chance < jnp.where(has_enemy, 0.1, 0.2)))
 
@@ -280,13 +283,13 @@ def scripted_bots(state: GameState, arrays: MapArrays, key: jax.Array, rules: Ru
     nation_first = is_nation & first
     nation_expand = is_nation & expand & (expand_troops >= 1.0)
     willing = (is_nation & later & ~borders_unowned & (ratio >= state.ai_reserve)
-               & ((ratio >= state.ai_trigger) | jax.random.bernoulli(chance_key, 0.1, (num_slots,))))
+               & ((ratio >= state.ai_trigger) | (uniform[3, :, 0] < 0.1)))
     tribe_orders = _nation_tribe_attacks(state, contacts, jnp.maximum(jnp.floor(attack_troops), 0.0),
                                          willing & (attack_troops >= 1.0), tribes_key)
     attacked_tribes = tribe_orders.sum(axis=1) > 0
     skip_human = jnp.asarray(_NATION_SKIP_HUMAN, jnp.float32)[state.difficulty]
     human_ok = ~((state.kind == PlayerKind.HUMAN)[None, :]
-                 & jax.random.bernoulli(human_key, skip_human[:, None], (num_slots, num_slots)))
+                 & (uniform[2] < skip_human[:, None]))
     weakest, has_weak = _first_allowed(jnp.broadcast_to(troops[None, :], (num_slots, num_slots)),
                                        neighbours & ~is_tribe[None, :] & human_ok)
     nation_target = jnp.where(under_attack, biggest_attacker, weakest)

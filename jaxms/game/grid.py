@@ -59,6 +59,22 @@ def hash_bits(seed: jax.Array, index: jax.Array) -> jax.Array:
     return x ^ (x >> 16)
 
 
+def uniform_of_bits(bits: jax.Array) -> jax.Array:
+    """float32 in [0, 1): the top 24 of 32 random bits (uint32), each value as likely as any other."""
+    return (bits >> 8).astype(jnp.float32) * (1.0 / (1 << 24))
+
+
+def uniforms(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """float32[shape] uniform in [0, 1), from one `jax.random.bits` call. On a CPU a call to the generator
+    is a loop of ~80 small ops however few values it makes, so a tick draws what it needs at once."""
+    return uniform_of_bits(jax.random.bits(key, shape, jnp.uint32))
+
+
+def uniform_integers(bits: jax.Array, count: int) -> jax.Array:
+    """float32: integers uniform in 0..count - 1 from random uint32 bits (bias below count / 2^24)."""
+    return jnp.floor(uniform_of_bits(bits) * count)
+
+
 def running_count(flags: jax.Array) -> jax.Array:
     """int32[..., K]: how many of `flags[..., :k + 1]` are set (bool[..., K]), a prefix count along the last
     axis. Written as float32 matmuls with a triangle of ones, on blocks of 32 and then across the blocks'

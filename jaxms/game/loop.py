@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jaxms.game.boats import free_beaches, step_boats
 from jaxms.game.conquest import frontier_histogram, pair_tile_values, plan_takes
 from jaxms.game.control import after, loop_bound
+from jaxms.game.grid import uniform_integers
 from jaxms.game.rules import PlayerKind, Rules
 from jaxms.game.state import GameState, MapArrays
 from jaxms.game.structures import active_defense_posts, capture_structures
@@ -119,9 +120,11 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
     num_slots = state.troops.shape[0]
     num_rounds = rules.conquest_substeps
     live = (state.attacks > 0) & (state.retreat_timer == 0) & state.alive[:, None]
-    jitter_key, seeds_key = jax.random.split(key)
-    seeds = jax.random.bits(seeds_key, (num_rounds, 2), jnp.uint32)
-    jitter = jax.random.randint(jitter_key, live.shape, 0, rules.budget_jitter_max + 1).astype(jnp.float32)
+    # The rounds' seeds and the budget jitter r ~ U{0..max} from one generator call (on a CPU each call is a
+    # loop of ~80 small ops whatever its size; randint alone made two).
+    bits = jax.random.bits(key, (num_slots * num_slots + num_rounds * 2,), jnp.uint32)
+    seeds = bits[:num_rounds * 2].reshape(num_rounds, 2)
+    jitter = uniform_integers(bits[num_rounds * 2:].reshape(live.shape), rules.budget_jitter_max + 1)
 
     # Rounds read and write only the blocks of the map where a frontier may be (see game/conquest.py), on
     # the state's own grids. Tiles covered by their owner's defense posts cost more; a game with no

@@ -12,8 +12,10 @@ from jaxms.game.state import GameState, MapArrays
 
 
 def land_share(game: GameState, arrays: MapArrays, player: int) -> jax.Array:
-    """float32[]: the share of the map's land that `player` owns."""
-    return game.tiles[player] / jnp.maximum(arrays.num_land_tiles, 1).astype(jnp.float32)
+    """float32[]: the share of the map's land that `player` owns. Written as a product with the reciprocal:
+    XLA rewrites a division by a broadcast value that way in some programs (a vmapped env step) and not
+    in others, which made the batched and single envs' shares differ by an ulp."""
+    return game.tiles[player] * (1.0 / jnp.maximum(arrays.num_land_tiles, 1).astype(jnp.float32))
 
 
 def rank(game: GameState, player: int) -> jax.Array:
