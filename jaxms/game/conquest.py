@@ -68,6 +68,7 @@ from jaxms.game.grid import (
     select_lookup,
     stamp_size,
     to_board,
+    uniform_of_bits,
 )
 from jaxms.game.rules import PlayerKind, Rules
 
@@ -630,7 +631,7 @@ def take_tiles(board: Board, frontier: Frontier, plan: Plan, rules: Rules, first
         chance = jnp.where(sorted_bin < cut, 1.0, jnp.where(
             sorted_bin == cut, partial.at[pair_index].get(mode="fill", fill_value=0.0)
             / at_cutoff.at[pair_index].get(mode="fill", fill_value=1.0), 0.0))
-        pair = jnp.where((tie >> 8).astype(jnp.float32) * (1.0 / (1 << 24)) < chance, segment // NUM_BINS, -1)
+        pair = jnp.where(uniform_of_bits(tie) < chance, segment // NUM_BINS, -1)
         # The taking (attacker, target) pair (times 2, plus 1 if covered, on a board with cover); -1 if not
         # taken.
         pair = computed_once(pair, token)

@@ -1,8 +1,8 @@
-"""Grid helpers shared by the simulation (game/) and the env: 4-neighbour shifts, per-tile hash bits and
-small-table lookups.
+"""Grid helpers shared by the simulation (game/) and the env: 4-neighbour shifts, per-tile hash bits,
+uniforms from random bits and small-table lookups.
 
-Pure jnp functions over [H, W] grids (and the index compaction the block loops share), usable inside jit;
-no state and no knowledge of players or rules.
+Pure jnp functions over [H, W] grids (and the prefix counts and index compaction the block loops share),
+usable inside jit; no state and no knowledge of players or rules.
 """
 
 from __future__ import annotations
