@@ -136,8 +136,11 @@ class RunLogger:
             train = [round(float(metrics[k][i]), 6) if k in metrics else "" for k in TRAIN_KEYS]
             self._csv.writerow([step, *(round(float(window[:, c].mean()), 5) for c in range(5)),
                                 round(float(fps), 1), *train])
-        # Written through at once: a crashed run keeps its curve, and progress can be followed live.
+        # Written through at once: a crashed run keeps its curve, and progress can be followed live. The
+        # TensorBoard events too (tensorboardX writes them every 2 minutes otherwise): after a kill -9 the
+        # resumed run must find every event up to its checkpoint, as it finds the CSV's rows.
         self._csv_file.flush()
+        self.writer.flush()
         self.bar.n = int(steps[-1])
         postfix = {"fps": f"{fps:.0f}"}
         if self.episodes:

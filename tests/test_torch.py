@@ -21,6 +21,7 @@ torch = pytest.importorskip("torch", reason="PyTorch is optional (pip install -e
 
 from features_policy import TorchFeaturesPolicy  # noqa: E402
 from test_ppo import FeaturesPolicy  # noqa: E402
+from xla_options import users_vector_step  # noqa: E402
 
 from jaxms.env.vector import JaxVectorEnv, _next_keys  # noqa: E402
 from jaxms.nn import NetworkConfig, make_network  # noqa: E402
@@ -58,6 +59,7 @@ def setup():
     env = build_run(config).env
     envs = JaxVectorEnv(env, NUM_ENVS, seed=0)
     obs, _ = envs.reset()
+    users_vector_step(envs)  # 125 steps of multi-scale views: runtime-bound
     rng = np.random.default_rng(0)
     collected = [obs]
     while len(collected) * NUM_ENVS < NUM_OBSERVATIONS:

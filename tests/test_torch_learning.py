@@ -10,7 +10,6 @@ That the torch learner computes what the JAX trainer does, step for step, is tes
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 import pytest
 
@@ -19,7 +18,7 @@ torch = pytest.importorskip("torch", reason="PyTorch is optional (pip install -e
 
 from features_policy import TorchFeaturesPolicy  # noqa: E402
 from minimal_observer import MinimalObserver  # noqa: E402
-from xla_options import compiled_as_users_run  # noqa: E402
+from xla_options import users_vector_step  # noqa: E402
 
 from jaxms.env import make_env  # noqa: E402
 from jaxms.ppo import PPOConfig  # noqa: E402
@@ -46,9 +45,7 @@ def test_learning_smoke_a_timed_game_on_a_small_map():
     trainer = make_torch_train(config, env, network=TorchFeaturesPolicy(), seed=SEED)
     runner = trainer.init()
     # Runtime-bound (1,280 env steps from the host): the env's step compiled with XLA's own options.
-    envs = trainer.envs
-    envs._step_fn = compiled_as_users_run(envs._step_fn, jax.random.split(jax.random.key(0), config.num_envs),
-                                          envs._state, np.zeros(config.num_envs, np.int32), envs.params)
+    users_vector_step(trainer.envs)
     shares = []
     for _ in range(config.num_updates // config.updates_per_chunk):
         runner, metrics = trainer.train_chunk(runner)
