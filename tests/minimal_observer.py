@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from jaxms.env import spaces
 from jaxms.env.contract import AGENT, NUM_ACTIONS
+from jaxms.env.views import fit_plans, pool_sums
 from jaxms.game import stats
 from jaxms.game.state import GameState, MapArrays
 
@@ -17,8 +18,8 @@ from jaxms.game.state import GameState, MapArrays
 @dataclasses.dataclass(frozen=True)
 class MinimalObserver:
     """A tiny stand-in for env tests: one `size` x `size` view of the whole map (area fractions of own /
-    enemy / unowned land and water, as uint8 0..255), 4 scalar features and the action mask. No frame
-    stack."""
+    enemy / unowned land and water, as uint8 0..255; the shorter axis centred, as the real global view),
+    4 scalar features and the action mask. No frame stack."""
 
     size: int = 32
 
@@ -32,9 +33,11 @@ class MinimalObserver:
 
     def _frame(self, game: GameState, arrays: MapArrays, mask: jax.Array, time=None) -> dict[str, jax.Array]:
         owner = game.owner
-        channels = jnp.stack([owner == AGENT, (owner != AGENT) & (owner > 0), arrays.land & (owner == 0),
-                              ~arrays.land], axis=-1).astype(jnp.float32)
-        pooled = jax.image.resize(channels, (self.size, self.size, 4), "linear", antialias=True)
+        # The observers' area pooling (integer sums where whole blocks tile the map): a vmapped env and a
+        # single one compute the same bits, also at the suite's -O0 (jax.image.resize's dots did not).
+        plan_y, plan_x = fit_plans(*owner.shape, self.size)
+        planes = [owner == AGENT, (owner != AGENT) & (owner > 0), arrays.land & (owner == 0), ~arrays.land]
+        pooled = pool_sums([(plane, 1) for plane in planes], plan_y, plan_x)
         cap = jnp.maximum(game.troops[1:].max(), 1.0)
         features = jnp.stack([stats.land_share(game, arrays, AGENT), game.troops[AGENT] / cap,
                               game.alive.sum() / game.alive.shape[0],

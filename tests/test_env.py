@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from minimal_observer import MinimalObserver
 from pytrees import leaves
-from xla_options import compiled_as_users_run
 
 from jaxms import game, load_map
 from jaxms.env import DIRECTION_NAMES, NUM_ACTIONS, check_action, make_env
@@ -184,20 +183,14 @@ def test_rank_reward_option():
 
 def test_same_key_same_episode_and_vmap_matches_single_envs():
     keys = jax.random.split(jax.random.key(7), 3)
-    # Compiled with XLA's defaults, as a user's are: the suite's -O0 may round a vmapped program an ulp
-    # apart from its single-env form (tests/xla_options.py).
-    vreset = compiled_as_users_run(jax.jit(jax.vmap(ENV.reset, in_axes=(0, None))), keys, PARAMS)
-    _obs, states = vreset(keys, PARAMS)
+    # Jitted: op by op, the vmapped reset and step took longer than compiling them.
+    _obs, states = jax.jit(jax.vmap(ENV.reset, in_axes=(0, None)))(keys, PARAMS)
     actions = jnp.array([action("N", 4), action("E", 0), action("WAIT")])
-    vstep = compiled_as_users_run(jax.jit(jax.vmap(ENV.step, in_axes=(0, 0, 0, None))), keys, states, actions,
-                                  PARAMS)
-    batched = vstep(keys, states, actions, PARAMS)
-    one_reset = compiled_as_users_run(reset, keys[0], PARAMS)
-    one_step = compiled_as_users_run(step, keys[0], one_reset(keys[0], PARAMS)[1], actions[0], PARAMS)
+    batched = jax.jit(jax.vmap(ENV.step, in_axes=(0, 0, 0, None)))(keys, states, actions, PARAMS)
     for i in range(3):
-        _, single = one_reset(keys[i], PARAMS)
-        one = one_step(keys[i], single, actions[i], PARAMS)
-        again = one_step(keys[i], single, actions[i], PARAMS)
+        _, single = reset(keys[i], PARAMS)
+        one = step(keys[i], single, actions[i], PARAMS)
+        again = step(keys[i], single, actions[i], PARAMS)
         in_batch = jax.tree.map(lambda x, i=i: x[i], batched)
         for a, b, c in zip(leaves(one), leaves(again), leaves(in_batch), strict=True):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -10,8 +10,9 @@ and 20:26 with XLA's defaults (2026-12-02); -O2 -> -O0, same AMD EPYC (2026-12-0
 816 -> 721 s of pytest (1,554 -> 1,335 test-seconds).
 
 At -O0 a vmapped program and its single-env form may differ by an ulp (XLA's vector and scalar code for
-`pow`, a batched dot's order): the tests that compare them bit for bit compile both with XLA's defaults,
-where a user's programs agree (`compiled_as_users_run`).
+`pow`, a batched dot's order): test_observe's vmap test compiles both with XLA's defaults, where a user's
+programs agree (`compiled_as_users_run`), and the tests' minimal observer pools with integer sums (its
+`jax.image.resize` was a dot).
 
 The learning smoke tests are the other way round: a few programs run for a minute. `compiled_as_users_run`
 compiles one of them with XLA's defaults, as a user's run has them (`users_vector_step` for a vector env
