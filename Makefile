@@ -48,14 +48,13 @@ PYTEST_WORKERS ?= 2
 # number of tests, which sent the longest files, the notebooks and the learning smoke tests, last, to run
 # alone at the end): the longest first, longest to shortest, then the rest (pytest collects a file named
 # twice once), so the many short files fill in around them. The order is that of each file's time in a
-# cold suite (fresh clone, 2-core AMD EPYC, session 16: 1,267 test-seconds); replayed on two workers it
-# ends at 635 s against 662 s for the five files listed before (measured: 659 s).
-LONGEST_TESTS := tests/test_reliability.py notebooks/03_single_vs_multi_scale.ipynb tests/test_ppo.py \
-	tests/test_torch_learning.py tests/test_torch.py notebooks/02_train_and_evaluate.ipynb \
-	tests/test_observe.py tests/test_benchmarks.py notebooks/01_quickstart.ipynb tests/test_game_defense.py \
-	tests/test_golden.py tests/test_game_boats.py tests/test_render.py tests/test_game_rules.py
+# cold suite (fresh clone, 2-core AMD EPYC, 2026-12-04, the suite's XLA options at -O0: 1,449 test-seconds).
+LONGEST_TESTS := tests/test_reliability.py tests/test_torch.py tests/test_ppo.py tests/test_torch_learning.py \
+	notebooks/03_single_vs_multi_scale.ipynb notebooks/02_train_and_evaluate.ipynb tests/test_golden.py \
+	tests/test_benchmarks.py tests/test_observe.py tests/test_nn.py tests/test_render.py \
+	tests/test_game_defense.py notebooks/01_quickstart.ipynb tests/test_game_rules.py tests/test_play.py
 test: $(INSTALLED) lint
-	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 \
 		--nbmake --nbmake-timeout=900 $(LONGEST_TESTS) notebooks tests
 
 # Jupyter Lab on notebooks/ with the project's environment (its kernel is .venv's Python).
