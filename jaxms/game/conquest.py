@@ -506,13 +506,6 @@ class Frontier(NamedTuple):
     beaches: Beaches | None = None  # boat attacks held at their beach (None on a map without water)
 
 
-def new_counts(board: Board, num_slots: int) -> jax.Array:
-    """The histogram's table, zeros: int32[P + 1, P + 1, 1344], or [P + 1, P + 1, 2, 1344] on a board with
-    cover (`Frontier.counts`). Made once a tick; each round's plan sets the rows it read back to zero."""
-    halves = () if board.cover_halves == 1 else (board.cover_halves,)
-    return jnp.zeros((num_slots, num_slots, *halves, NUM_BINS), jnp.int32)
-
-
 def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | None, live: jax.Array,
                        seed: jax.Array, rules: Rules, focus: jax.Array | None = None,
                        beaches: Beaches | None = None, *, counts: jax.Array) -> Frontier:
@@ -524,7 +517,8 @@ def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | 
         live: bool[P + 1, P + 1], the attacks that conquer this round; seed: uint32[2], this round's.
         focus: float32[4], the agent's directed attack (`GameState.focus[1]`), or None.
         beaches: the boat attacks held at their beach (`held_beaches`), or None (a map without water).
-        counts: the table to count in, all zeros (`new_counts`, or `Plan.counts` of the round before).
+        counts: the table to count in, all zeros (`loop.conquest_scratch`, or `Plan.counts` of the round
+            before).
     """
     num_slots = live.shape[0]
     halves = board.cover_halves

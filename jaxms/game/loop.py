@@ -99,7 +99,7 @@ def _has_posts(state: GameState, rules: Rules) -> bool:
 
 
 def conquest_scratch(state: GameState, rules: Rules) -> jax.Array:
-    """The conquest's histogram table, all zeros (`conquest.new_counts`: int32[P + 1, P + 1, (2,) 1344]).
+    """The conquest's histogram table, all zeros (`Frontier.counts`: int32[P + 1, P + 1, (2,) 1344]).
 
     Every tick leaves it all zeros again (each round's plan zeroes the rows it read), so a run of ticks makes
     it once and hands it from tick to tick (`tick_carrying`) rather than writing it every tick: with 50
