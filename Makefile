@@ -49,13 +49,14 @@ PYTEST_WORKERS ?= 2
 # alone at the end): the longest first, longest to shortest, then the rest (pytest collects a file named
 # twice once), so the many short files fill in around them. The order is that of each file's time in a
 # cold suite (fresh clone, 2-core AMD EPYC, 2026-12-04, the suite's XLA options at -O0: 1,449 test-seconds).
-LONGEST_TESTS := tests/test_reliability.py tests/test_torch.py tests/test_ppo.py tests/test_torch_learning.py \
-	notebooks/03_single_vs_multi_scale.ipynb notebooks/02_train_and_evaluate.ipynb tests/test_golden.py \
-	tests/test_benchmarks.py tests/test_observe.py tests/test_nn.py tests/test_render.py \
-	tests/test_game_defense.py notebooks/01_quickstart.ipynb tests/test_game_rules.py tests/test_play.py
+LONGEST_TESTS := tests/test_reliability.py tests/test_torch.py tests/test_ppo.py \
+	tests/test_torch_learning.py notebooks/03_single_vs_multi_scale.ipynb \
+	notebooks/02_train_and_evaluate.ipynb tests/test_golden.py tests/test_benchmarks.py tests/test_observe.py \
+	tests/test_nn.py tests/test_render.py tests/test_game_defense.py notebooks/01_quickstart.ipynb \
+	tests/test_game_rules.py tests/test_play.py
 test: $(INSTALLED) lint
-	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 \
-		--nbmake --nbmake-timeout=900 $(LONGEST_TESTS) notebooks tests
+	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--durations=15 --nbmake --nbmake-timeout=900 $(LONGEST_TESTS) notebooks tests
 
 # Jupyter Lab on notebooks/ with the project's environment (its kernel is .venv's Python).
 notebooks: $(INSTALLED)

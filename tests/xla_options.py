@@ -6,8 +6,8 @@ same bits (test_golden's hashes are unchanged); programs run slower with them (a
 -O2, ~5x at -O0), so only the tests use them (conftest.py sets them before JAX starts). Cold suite on the
 2-core Intel Xeon (2026-12-03, 387 tests): 10:01 with the three at -O2 (1,172 CPU-seconds), 11:36 at -O3
 (1,361), 13:36-14:19 with the expensive passes off alone; on the 2-core AMD EPYC, 17:40 with the first two
-and 20:26 with XLA's defaults (2026-12-02); -O2 -> -O0, same AMD EPYC (2026-12-04, fresh clone, 396 tests):
-816 -> 721 s of pytest (1,554 -> 1,335 test-seconds).
+and 20:26 with XLA's defaults (2026-12-02); -O2 -> -O0, same AMD EPYC (2026-12-04, fresh clone, 368 tests
+run, 28 skipped): 816 -> 698 s of pytest (1,554 -> 1,304 test-seconds).
 
 At -O0 a vmapped program and its single-env form may differ by an ulp (XLA's vector and scalar code for
 `pow`, a batched dot's order): test_observe's vmap test compiles both with XLA's defaults, where a user's

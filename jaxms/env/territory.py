@@ -52,7 +52,7 @@ from jaxms.env.observe import make_observer
 from jaxms.game import stats
 from jaxms.game.bots import scripted_bots
 from jaxms.game.control import loop_bound
-from jaxms.game.loop import conquest_scratch, leader, tick_carrying
+from jaxms.game.loop import leader, run_ticks
 from jaxms.game.rules import Difficulty, PlayerKind, Rules
 from jaxms.game.spawn import MAX_PLAYERS, make_game, spawn_distance, structure_capacity
 from jaxms.game.state import GameState, MapArrays, map_arrays
@@ -346,12 +346,7 @@ class TerritoryEnv:
         or a bool, default the env's `agent_autopilot`)."""
         autopilot = self.agent_autopilot if autopilot is None else autopilot
         bots = partial(scripted_bots, autopilot=jnp.where(autopilot, AGENT, 0))
-
-        def one_tick(carry, _):  # the conquest's zeroed table is made once a step (`tick_carrying`)
-            return tick_carrying(*carry, arrays, self.rules, bots), None
-
-        start = (game, conquest_scratch(game, self.rules))
-        return jax.lax.scan(one_tick, start, None, length=self.config.ticks_per_step)[0][0]
+        return run_ticks(game, arrays, self.config.ticks_per_step, self.rules, bots)
 
     def observe(self, game: GameState, arrays: MapArrays, memory: Any, steps: jax.Array, params: EnvParams
                 ) -> tuple[dict, Any, tuple[jax.Array, jax.Array, jax.Array]]:
