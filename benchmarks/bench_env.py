@@ -30,6 +30,13 @@ application or per seam call. Sections (`--sections`, all by default):
   ticks), `env.observe`, `env.outcome` and the whole `env.step` (auto-reset included), each jitted alone
   (vmapped over a batch of one, as training runs them, or plain with `--plain-seams`) with the map's
   arrays as an argument (`env.map_arrays(params)`), and a jitted call that does nothing ("(dispatch)").
+- course: one env at `--course-size` with `--num-bots` tribes, played from its reset with uniformly random
+  legal actions (as training's first updates play it); at each of `--course-steps` (env steps since the
+  reset) the env step (auto-reset included) and `env.simulate` (ms per tick) are timed from the position
+  reached, with its activity: players' tiles, the blocks on the border list (what a tick's first round
+  reads), live attacks, tiles changing hands per tick over the timed step. The other sections time the
+  position after `--warmup-steps`; a tick's cost follows the length of the players' borders, which grows
+  as they expand, so this shows what ticks cost later in a game (an episode lasts thousands of ticks).
 
 Issue 12's targets (2-core CPU): a tick at 1024x1024, 10 tribes, 1 env <= 1.0 ms; at 2048x2048 with 50
 tribes <= 4 ms; tick(4096) / tick(1024) <= 1.5; an env step at 1024x1024, 1 env <= 15 ms; a batch of 8
@@ -57,6 +64,7 @@ from tqdm import tqdm
 from benchmarks.common import cpu_and_wall_times, write_results
 from jaxms import load_map
 from jaxms.env import make_env
+from jaxms.env.actions import WAIT_ACTION
 from jaxms.game.boats import BOATS_PER_PLAYER, step_boats
 from jaxms.game.bots import scripted_bots
 from jaxms.game.loop import _retreats, check_win, conquer, grow, launch_orders, tick
@@ -65,7 +73,7 @@ from jaxms.game.structures import capture_structures
 TARGET_TICK_MS_1024 = 1.0  # issue 12: one tick, 1024x1024, 10 tribes, 1 env
 TARGET_TICK_RATIO = 1.5  # issue 12: tick(4096) / tick(1024)
 TARGET_STEP_MS_1024 = 15.0  # issue 12: env step at 1024x1024, 1 env
-SECTIONS = ("grid", "ticks", "phases", "seams", "boats")
+SECTIONS = ("grid", "ticks", "phases", "seams", "boats", "course")
 
 # The phases of a tick, in `jaxms.game.loop.tick`'s order: (name, fn(state, arrays, rules, bots, conquest_key,
 # bots_key) -> state). The keys are those `tick` splits from `state.key`; the tick counter and the key
@@ -451,6 +459,49 @@ def bench_seams(warmed: Warmed, args) -> list[dict]:
     return rows
 
 
+def bench_course(args) -> list[dict]:
+    """One env's step and tick at points of a game played from its reset (see the module docstring)."""
+    size, tribes = args.course_size, args.num_bots
+    env = make_env(load_map(f"continents_{size}"), num_bots=tribes, ticks_per_step=args.ticks_per_step,
+                   max_steps=10**6, reset_pool_size=2)
+    params = env.default_params
+    arrays = env.map_arrays(params)
+    obs, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(jax.random.split(jax.random.key(0), 1),
+                                                                   params)
+    key = jax.random.key(1)
+    advance, _, _ = compiled_with(random_policy_rollout(env, params, 1), obs, state, key)
+    simulate, simulate_compile, _ = compiled_with(jax.vmap(env.simulate, in_axes=(0, None)), state.game,
+                                                  arrays)
+    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    action = jnp.full(1, WAIT_ACTION, jnp.int32)  # the timed step orders nothing: the same work each call
+    step_keys = jax.random.split(jax.random.key(2), 1)
+    step_fn, step_compile, _ = compiled_with(step, step_keys, state, action, params)
+    print(f"  compiled: simulate {simulate_compile:.1f} s, step {step_compile:.1f} s", flush=True)
+    rows, played = [], 0
+    for target in sorted(set(args.course_steps)):
+        while played < target:
+            obs, state, key, _ = advance(obs, state, key)
+            played += 1
+        game = unbatch(state.game)
+        tick_wall, tick_cpu, after_step = timed(simulate, state.game, arrays, repeats=args.repeats)
+        step_wall, step_cpu, _ = timed(step_fn, step_keys, state, action, params, repeats=args.repeats)
+        tiles = np.asarray(game.tiles)
+        border_row = int(game.tick) % 2
+        rows.append({
+            "map": f"{size}x{size}", "tribes": tribes, "env_steps": target, "game_tick": int(game.tick),
+            "episode_steps": int(unbatch(state.steps)), "player_tiles": int(tiles[1:].sum()),
+            "land_share_held": round(int(tiles[1:].sum()) / max(int(arrays.num_land_tiles), 1), 3),
+            "agent_tiles": int(tiles[1]),
+            "border_blocks": int(np.asarray(game.block_counts)[border_row]) if game.block_counts.size else "",
+            "live_attacks": int((np.asarray(game.attacks) >= 1.0).sum()),
+            "tiles_changing_per_tick": round(activity(tiles, np.asarray(after_step.tiles))
+                                             / args.ticks_per_step, 1),
+            "tick_ms": ms(tick_wall, args.ticks_per_step), "tick_cpu_ms": ms(tick_cpu, args.ticks_per_step),
+            "step_ms": ms(step_wall), "step_cpu_ms": ms(step_cpu)})
+        print(f"  {rows[-1]}", flush=True)
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------------
 # Command line
 # ------------------------------------------------------------------------------------------------------
@@ -485,6 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="boats: boats at sea per player in the loaded case")
     parser.add_argument("--plain-seams", action="store_true",
                         help="seams: time the plain functions instead of a vmapped batch of one")
+    parser.add_argument("--course-size", type=int, default=1024, help="course: map size (1 env)")
+    parser.add_argument("--course-steps", type=int, nargs="+", default=[20, 50, 100, 200, 400],
+                        help="course: env steps since the reset at which to time the step and the tick")
     parser.add_argument("--ticks-per-step", type=int, default=10)
     parser.add_argument("--warmup-steps", type=int, default=20, help="random legal env steps before timing")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls (median)")
@@ -514,10 +568,14 @@ def main(argv: list[str] | None = None) -> dict:
         work += [("seams", args.seam_size, args.num_bots)]
     if "boats" in sections:
         work += [("boats", args.boat_size, args.num_bots)]
+    if "course" in sections:
+        if min(args.course_steps) < 0:
+            parser.error("--course-steps must be at least 0")
+        work += [("course", args.course_size, args.num_bots)]
     # Cases sharing a warmed position, (size, tribes, n_envs), run one after another (few are kept).
     warm_key = {"grid": lambda s, n: (s, args.num_bots, n), "ticks": lambda s, t: (s, t, 1),
                 "phases": lambda s, t: (s, t, 1), "seams": lambda s, t: (s, t, 1),
-                "boats": lambda s, t: (s, t, -1)}
+                "boats": lambda s, t: (s, t, -1), "course": lambda s, t: (s, t, -2)}
     work.sort(key=lambda w: (warm_key[w[0]](w[1], w[2]), SECTIONS.index(w[0])))
     results: dict[str, list[dict]] = {name: [] for name in SECTIONS}
     for section, size, extra in tqdm(work, desc="bench_env", disable=None):
@@ -531,6 +589,8 @@ def main(argv: list[str] | None = None) -> dict:
                 results["phases"] += bench_phase_case(warmed, size, extra, args)
             elif section == "boats":
                 results["boats"] += bench_boat_case(args)
+            elif section == "course":
+                results["course"] += bench_course(args)
             else:
                 results["seams"] += bench_seams(warmed, args)
         except ValueError as error:  # a map without room for every spawn
@@ -575,6 +635,12 @@ def main(argv: list[str] | None = None) -> dict:
                   "vmapped over a batch of one; same position otherwise)", results["boats"],
                   ["map", "tribes", "case", "boats_at_sea", "boats_at_sea_after", "tick_ms", "tick_cpu_ms",
                    "compile_s"]),
+        "course": (f"Along a game: one env played from its reset with random legal actions, its step "
+                   f"(auto-reset included) and tick (env.simulate / {args.ticks_per_step}) timed at points "
+                   "of the game (vmapped over a batch of one)", results["course"],
+                   ["map", "tribes", "env_steps", "game_tick", "episode_steps", "player_tiles",
+                    "land_share_held", "agent_tiles", "border_blocks", "live_attacks",
+                    "tiles_changing_per_tick", "tick_ms", "tick_cpu_ms", "step_ms", "step_cpu_ms"]),
     }
     sections_out = {key: value for key, value in sections_out.items() if value[1]}
     title = (f"Simulation speed ({device.platform}: {device.device_kind}; grid: {args.num_bots} tribes, "
