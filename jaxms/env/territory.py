@@ -255,7 +255,7 @@ class TerritoryEnv:
         done = terminated | truncated
         pool_size = self._pool_size(params)
 
-        def fresh():
+        def fresh(reset_key):
             """(obs, state) of a new episode, the finished one's statistics kept."""
             if pool_size > 0:
                 # A stored fresh episode (its directions and first observation made with the pool, not
@@ -274,12 +274,16 @@ class TerritoryEnv:
                 returned_episode_won=stepped.returned_episode_won,
                 returned_episode_share=stepped.returned_episode_share)
 
-        def reset(_, carry):  # each env takes the new episode where it is done (under vmap: `done` per env)
-            return jax.tree.map(lambda r, s: jnp.where(done, r, s), fresh(), carry)
+        def reset(i, carry):  # each env takes the new episode where it is done (under vmap: `done` per env)
+            # The new episode reads nothing the loop changes, so XLA would compute it before the loop, on
+            # every step; its key passed through a barrier with the loop's counter keeps it in the loop.
+            _, key = jax.lax.optimization_barrier((i, reset_key))
+            return jax.tree.map(lambda r, s: jnp.where(done, r, s), fresh(key), carry)
 
         # A loop run once on a step where an episode ended (in a batch: where any did) and never otherwise:
-        # the reset's pass over the state's grids is paid when it happens, not on every step (a select
-        # over every leaf, or a conditional, which copies the grids).
+        # the reset (a new game and its observation, or a copy from the pool) and its pass over the state's
+        # grids are paid when they happen, not on every step (a select over every leaf, or a conditional,
+        # which copies the grids).
         new_obs, new_state = jax.lax.fori_loop(0, loop_bound(done.astype(jnp.int32)), reset, (obs, stepped))
         info = {**info, "final_observation": obs, "terminated": terminated, "truncated": truncated}
         return new_obs, new_state, reward, done, info
