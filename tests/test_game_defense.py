@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from xla_options import compiled_as_users_run
 
 from jaxms import game, load_map
 from jaxms.game.conquest import cover_board, new_board, pair_tile_values
@@ -207,10 +208,14 @@ def test_jit_and_vmap_agree_with_posts(map_name, split):
     for seed, posts in enumerate(layouts):
         state = base.replace(key=jax.random.key(seed))
         states.append(attack(with_posts(state, posts + posts[:1] * (size - len(posts))), 1, 2, 30_000))
-    batched = batch_run(jax.tree.map(lambda *x: jnp.stack(x), *states), arrays, 6, RULES)
+    # Both compiled with XLA's defaults, as a user's programs are: at the suite's -O0 a vmapped program and
+    # its single form may differ by an ulp (tests/xla_options.py).
+    stacked = jax.tree.map(lambda *x: jnp.stack(x), *states)
+    batched = compiled_as_users_run(batch_run, stacked, arrays, 6, RULES)(stacked, arrays, 6)
+    single_run = compiled_as_users_run(run, states[0], arrays, 6, RULES)
     taken = []
     for i, state in enumerate(states):
-        single = run(state, arrays, 6, RULES)
+        single = single_run(state, arrays, 6)
         assert_same_states(jax.tree.map(lambda x, i=i: x[i], batched), single)
         taken.append(int(single.tiles[1] - state.tiles[1]))
     assert taken[0] < taken[1] < taken[2], "more cover, fewer tiles"

@@ -5,8 +5,10 @@ list (game/blocks.py) from the blocks where tiles changed hands, and the bots re
 that list's blocks. On maps big enough to be read by blocks (above 32,768 tiles), with the scripted bots
 attacking each other (nations sail on the islands and build defense posts), every 50 ticks the carried
 quantities must equal a plain recount of the owner grid: tile counts, the border list holds every block
-with a border tile (and no block twice), and the contacts read from it equal a pass over the whole map; and
-the conquest's histogram table, handed from tick to tick (`tick_carrying`), is all zeros again.
+with a border tile (and no block twice), the frontier list every block with a frontier tile of the attacks
+it answers for (`GameState.frontier_pairs`), and the contacts read from the border list equal a pass over
+the whole map; and the conquest's histogram table, handed from tick to tick (`tick_carrying`), is all zeros
+again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxms import game, load_map
-from jaxms.game.blocks import border_tiles
+from jaxms.game.blocks import border_tiles, round_row
 from jaxms.game.bots import border_contacts, border_contacts_dense, scripted_bots, state_contacts
 from jaxms.game.grid import BLOCK
 from jaxms.game.loop import conquest_scratch, tick_carrying
@@ -60,6 +62,32 @@ def assert_border_list_complete(state, borders):
     assert missing.size == 0, f"tick {int(state.tick)}: border blocks {missing[:10]} not listed"
 
 
+def assert_frontier_list_complete(state, land):
+    """Every block holding a tile of t 4-adjacent to a tile of a, for each pair (a, t) of
+    `state.frontier_pairs` (t = 0: unowned land), is on the frontier list the next tick may read."""
+    owner = np.asarray(state.owner).astype(np.int64)
+    pairs = np.argwhere(np.asarray(state.frontier_pairs))
+    if pairs.size == 0:
+        return
+    height, width = owner.shape
+    padded = np.pad(owner, 1, constant_values=-1)
+    frontier = np.zeros(owner.shape, bool)
+    for a, t in pairs:
+        near = np.zeros(owner.shape, bool)
+        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            near |= padded[1 + dy:1 + dy + height, 1 + dx:1 + dx + width] == a
+        frontier |= near & (owner == t) & land
+    rows, cols = -(-height // BLOCK), -(-width // BLOCK)
+    flags = np.zeros((rows * BLOCK, cols * BLOCK), bool)
+    flags[:height, :width] = frontier
+    needed = np.flatnonzero(flags.reshape(rows, BLOCK, cols, BLOCK).any(axis=(1, 3)))
+    substeps = Rules().conquest_substeps
+    row = int(round_row(state.tick - 1, substeps, substeps - 1))
+    listed = np.asarray(state.block_lists)[row, :int(state.block_counts[row])]
+    missing = np.setdiff1d(needed, listed)
+    assert missing.size == 0, f"tick {int(state.tick)}: frontier blocks {missing[:10]} not listed"
+
+
 @given(st.sampled_from(sorted(MAPS)), st.integers(0, 2**31 - 1))
 @settings(max_examples=4)
 def test_carried_counts_equal_a_recount(name, seed):
@@ -77,4 +105,5 @@ def test_carried_counts_equal_a_recount(name, seed):
         np.testing.assert_array_equal(np.asarray(sparse), np.asarray(dense))
         np.testing.assert_array_equal(np.asarray(listed), np.asarray(dense))
         assert_border_list_complete(state, borders)
+        assert_frontier_list_complete(state, game_map.land)
     assert int(state.tick) == TICKS

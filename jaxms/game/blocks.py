@@ -7,13 +7,19 @@ passes over the map. The state carries them (`GameState.block_lists`, `block_cou
 - The border list: every block holding a "border tile" (a land tile 4-adjacent to a tile of a player other
   than its owner), possibly more. Every frontier tile of every attack is a border tile, and every pair of
   neighbours that the bots' border contacts count has one, so this list is all the tick needs to read.
-  Rows 0 and 1 hold it, by tick parity: tick t reads row t % 2 and builds the next tick's list in the
-  other row, from the blocks it reads (those that still hold a border at the tick's end), the blocks where
+  Rows 0 and 1 hold it, by tick parity: tick t reads row t % 2 (its ageing always, its first round when
+  the frontier list below cannot serve) and builds the next tick's list in the other row, from the blocks
+  the ageing reads (those that still hold a border at the tick's end), the blocks where
   a tile changed hands and their neighbours across the edge of the change (`conquest.take_tiles`), and
   the blocks of boat landings (`boats._land`). A border can appear only where a tile changes hands, so the
   list stays complete; annihilation only removes borders.
-- Rows 2 and up: the blocks a later round of the tick reads (those with a frontier in the round before,
-  and the neighbours of what it took).
+- Rows 2 and 3: the blocks a later round of the tick reads (those with a frontier in the round before,
+  and the neighbours of what it took), alternating from list to list across ticks (`round_row`). The
+  tick's last round adds to its own list the neighbours of what it takes, so that list then holds every
+  block with a frontier of the attacks that conquered in the tick (the "frontier list"): the next tick's
+  first round reads it instead of the border list unless an attack conquers that did not in this tick's
+  first round (`GameState.frontier_pairs`), or tiles changed hands outside the conquest. Late in a game
+  the border list holds several times the blocks of the frontier list (every border, attacked or not).
 
 Appending dedups with tags rather than a pass over all blocks: a block is in a list under construction
 when its tag (`block_tags`, one row for the border list, one for the round lists) equals that list's tag,
@@ -42,7 +48,7 @@ from jaxms.game.grid import (
 )
 
 BORDER_ROWS = 2  # rows 0, 1: the border list at even and odd ticks
-ROUND_ROWS = 2  # rows 2, 3: the lists of a tick's later rounds (alternating when there are more than two)
+ROUND_ROWS = 2  # rows 2, 3: the lists of a tick's later rounds (alternating, see `round_row`)
 
 
 def chunk_blocks(num_blocks: int) -> int:
@@ -58,7 +64,14 @@ def list_shape(height: int, width: int, substeps: int) -> tuple[int, int, int]:
     rows, cols = block_counts(height, width)
     num_blocks = rows * cols
     chunk = chunk_blocks(num_blocks)
-    return BORDER_ROWS + min(substeps - 1, ROUND_ROWS), -(-num_blocks // chunk) * chunk, num_blocks
+    return BORDER_ROWS + (ROUND_ROWS if substeps > 1 else 0), -(-num_blocks // chunk) * chunk, num_blocks
+
+
+def round_row(tick: jax.Array, substeps: int, round_index: jax.Array | int) -> jax.Array:
+    """int32: the row of the list round `round_index` (1..substeps - 1) of tick `tick` reads; the lists
+    alternate between rows 2 and 3 across rounds and ticks, so that the last round's list (the next tick's
+    frontier list) is kept while the next tick's first round builds its successor."""
+    return (BORDER_ROWS + (tick * (substeps - 1) + round_index - 1) % ROUND_ROWS).astype(jnp.int32)
 
 
 def list_tag(tick: jax.Array, substeps: int, round_index: int = 0) -> jax.Array:
@@ -163,4 +176,6 @@ def record_changed_tiles(state, index: jax.Array, changed: jax.Array, substeps: 
     inside = jnp.concatenate([jnp.ones_like(changed), block_row > 0, block_row < rows - 1, block_col > 0,
                               block_col < cols - 1])
     lists = state_lists(state).append(row, 0, tag, candidates, inside & jnp.tile(changed, 5))
-    return state.replace(block_lists=lists.ids, block_counts=lists.count, block_tags=lists.tags)
+    # Tiles changed hands where the frontier list may not reach: the next tick reads the border list.
+    return state.replace(block_lists=lists.ids, block_counts=lists.count, block_tags=lists.tags,
+                         frontier_pairs=state.frontier_pairs & ~changed.any())

@@ -28,8 +28,9 @@ that of the tick's start (a post captured during the tick still covers until the
 first round keeps its old owner's cover if attacked again in the second).
 
 Execution. A tick touches few tiles of a large map, so the map is cut into 8 x 8 blocks and only the
-blocks the state lists are read (game/blocks.py: the first round reads the border list, later rounds the
-blocks with a frontier in the round before and the neighbours of what it took), in chunks inside
+blocks the state lists are read (game/blocks.py: the first round reads the frontier list, the blocks with
+a frontier at the last tick's end, or the border list when a new attack conquers; later rounds the blocks
+with a frontier in the round before and the neighbours of what it took), in chunks inside
 `fori_loop`s, as flat windows with a one-tile border; a small map is read whole. The grids are the
 state's own (`GameState.board_owner` / `board_info`), written in place. A round reads the board as it was
 at its start, except on a round that reads more than SAVED_CHUNKS chunks (1,296 blocks): the later
@@ -576,8 +577,10 @@ def _across_edges(tiles: _Tiles, lost: jax.Array, num_rows: int, cols: int
 
 class ListUpdate(NamedTuple):
     """Where a round's take records blocks (`take_tiles`): the next tick's border list (row `border_row`,
-    tag `border_tag`) and, where `next_live` (not on the tick's last round), the next round's list
-    (`next_row`, `next_tag`). See game/blocks.py."""
+    tag `border_tag`) and the list in row `next_row` (tag `next_tag`): the next round's, which gets the
+    blocks with a frontier now and the neighbours across the edges where tiles changed hands, or, where
+    not `next_live` (the tick's last round), the round's own list, which gets those neighbours only (the
+    next tick's frontier list). See game/blocks.py."""
 
     border_row: jax.Array
     border_tag: jax.Array
@@ -687,7 +690,7 @@ def take_tiles(board: Board, frontier: Frontier, plan: Plan, rules: Rules, first
                 lists = lists.append(update.border_row, 0, update.border_tag, candidates, lost_blocks)
             else:
                 on = _windows(segment < off_frontier).any(axis=(1, 2))
-                next_wanted = jnp.concatenate([on, *crossed]) & update.next_live
+                next_wanted = jnp.concatenate([on & update.next_live, *crossed])
                 lists = lists.append_rows((update.border_row, update.next_row), (0, 1),
                                           (update.border_tag, update.next_tag), candidates,
                                           jnp.stack([lost_blocks, next_wanted]))

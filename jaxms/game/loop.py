@@ -127,7 +127,7 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
     priorities differ by at most ~15 ticks' worth between neighbouring bins). Bots attack along the whole
     front as in the engine.
     """
-    from jaxms.game.blocks import BORDER_ROWS, ROUND_ROWS, list_tag, state_lists
+    from jaxms.game.blocks import BORDER_ROWS, list_tag, round_row, state_lists
     from jaxms.game.conquest import (
         ListUpdate,
         age_frontier,
@@ -160,18 +160,26 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
         board = cover_board(board, state.structure_pos, state.structure_owner, active_defense_posts(state),
                             rules.defense_post_radius)
     focus = state.focus[AGENT] if state.focus.shape[0] > AGENT else None
-    # On a board read by blocks, round 0 reads this tick's border list and every round records the blocks
-    # the next reads and the next tick's border list (game/blocks.py); a board read whole has no lists.
-    lists, blocks, tag, border_update = None, None, None, None
+    # On a board read by blocks, round 0 reads this tick's frontier list, or its border list when an attack
+    # conquers whose frontier the frontier list may miss, and every round records the blocks the next reads
+    # and the next tick's border list (game/blocks.py); a board read whole has no lists.
+    conquering_first = live & (state.attacks >= 1.0)
+    held = state.beach_box[..., 2] >= 0  # boat attacks held at their beach (see below)
+    lists, blocks, tag, border_update, first_blocks = None, None, None, None, None
     if not board.whole:
         lists = state_lists(state)
         parity = state.tick % BORDER_ROWS
         border_row = BORDER_ROWS - 1 - parity
         lists = lists._replace(count=lists.count.at[border_row].set(0))
-        blocks = listed(lists, parity)
+        first_blocks = listed(lists, parity)  # the border list: aged at the tick's end
+        blocks = first_blocks
+        if num_rounds > 1:
+            # A pair held at its beach takes tiles near its box, wherever the box has grown: not listed.
+            frontier_listed = ~jnp.any(conquering_first & ~state.frontier_pairs) & ~jnp.any(held)
+            last_list = round_row(state.tick - 1, num_rounds, num_rounds - 1)
+            blocks = listed(lists, jnp.where(frontier_listed, last_list, parity))
         tag = partial(list_tag, state.tick, num_rounds)
         border_update = ListUpdate(border_row, tag())  # where every round and the ageing record borders
-    first_blocks = blocks  # the blocks of the tick's first frontier, aged at its end
     start_board = board
 
     def with_grids(grids):  # the board with these grids (its static fields kept: a loop carries arrays only)
@@ -185,13 +193,17 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
         first, last = round_index == 0, round_index == num_rounds - 1
         conquering = live & (attacks >= 1.0)
         update = None
-        if lists is not None:
-            # Rounds before the last record the blocks the next one reads (rows 2 and up); the last records
-            # none (its row index is clamped, and nothing is written there).
-            next_row = jnp.minimum(BORDER_ROWS + round_index % ROUND_ROWS, lists.count.shape[0] - 1)
-            update = border_update._replace(next_row=next_row, next_tag=tag(round_index + 1), next_live=~last)
+        if lists is not None and num_rounds > 1:
+            # Rounds before the last record the blocks the next one reads (rows 2, 3); the last adds to its
+            # own list the blocks across the edges where it took tiles (the next tick's frontier list).
+            next_row = round_row(state.tick, num_rounds, jnp.where(last, round_index, round_index + 1))
+            update = border_update._replace(next_row=next_row,
+                                            next_tag=tag(jnp.where(last, round_index, round_index + 1)),
+                                            next_live=~last)
             lists = lists._replace(count=lists.count.at[next_row].set(
                 jnp.where(last, lists.count[next_row], 0)))
+        elif lists is not None:
+            update = border_update
         found = frontier_histogram(board, lists, blocks, conquering, seeds[round_index], rules, focus,
                                    None if box is None else beaches._replace(box=box), counts=counts)
         frontier = found.tiles.astype(jnp.float32)  # B: distinct frontier tiles per pair
@@ -247,7 +259,8 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
     if box is not None:
         state = state.replace(beach_box=box)
     if lists is not None:
-        state = state.replace(block_lists=lists.ids, block_counts=lists.count, block_tags=lists.tags)
+        state = state.replace(block_lists=lists.ids, block_counts=lists.count, block_tags=lists.tags,
+                              frontier_pairs=conquering_first & ~held)
     # The ageing read the grid that an annihilation writes in place: made to come first (`control.after`).
     return _annihilate(state.replace(board_owner=after(state.board_owner, state.block_counts)), taken_total,
                        rules), counts
@@ -278,8 +291,10 @@ def _annihilate(state: GameState, taken: jax.Array, rules: Rules) -> GameState:
     tiles = jnp.where(doomed, 0, state.tiles + inherited_tiles)
     gold = jnp.where(doomed, 0.0, state.gold + inherited_gold)
     attacks = jnp.where(doomed[:, None] | doomed[None, :], 0.0, state.attacks)
+    # The heirs' new tiles border others anywhere on the map: the next tick reads the whole border list.
     return state.replace(board_owner=owner, tiles=tiles, gold=gold, attacks=attacks,
-                         troops=jnp.where(doomed, 0.0, state.troops), alive=state.alive & ~doomed)
+                         troops=jnp.where(doomed, 0.0, state.troops), alive=state.alive & ~doomed,
+                         frontier_pairs=state.frontier_pairs & ~doomed.any())
 
 
 def leader(state: GameState) -> jax.Array:

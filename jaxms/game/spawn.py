@@ -141,6 +141,7 @@ def make_game(key: jax.Array, arrays: MapArrays, kind: jax.Array, centres: jax.A
         block_lists=lists.ids,
         block_counts=lists.count,
         block_tags=lists.tags,
+        frontier_pairs=jnp.zeros((num_slots, num_slots), bool),
         height=height,
         width=width,
         troops=jnp.where(alive, troops, 0.0),

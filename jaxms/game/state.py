@@ -154,6 +154,9 @@ class GameState:
     block_lists: jax.Array  # int32[rows, length]
     block_counts: jax.Array  # int32[rows]
     block_tags: jax.Array  # int32[2, blocks + 1]
+    # The attacks whose frontier blocks are all on the frontier list (game/blocks.py): those that conquered
+    # in the last tick's first round; none after tiles changed hands outside the conquest.
+    frontier_pairs: jax.Array  # bool[P + 1, P + 1]
     troops: jax.Array  # float32[P + 1]: integer-valued (floored like the engine); slot 0 unused
     gold: jax.Array  # float32[P + 1]
     tiles: jax.Array  # int32[P + 1]: land tiles owned (slot 0: unowned land tiles)
@@ -245,4 +248,5 @@ class GameState:
         lists = BlockLists(self.block_lists, self.block_counts, self.block_tags)
         lists = new_lists(board, info, self.height, self.width, 0, row=self.tick % 2, lists=lists)
         return self.replace(board_owner=board, board_info=info, block_lists=lists.ids,
-                            block_counts=lists.count, block_tags=lists.tags)
+                            block_counts=lists.count, block_tags=lists.tags,
+                            frontier_pairs=jnp.zeros_like(self.frontier_pairs))
