@@ -67,6 +67,7 @@ from jaxms.env import make_env
 from jaxms.env.actions import WAIT_ACTION
 from jaxms.game.boats import BOATS_PER_PLAYER, step_boats
 from jaxms.game.bots import scripted_bots
+from jaxms.game.grid import board_layout
 from jaxms.game.loop import _retreats, check_win, conquer, grow, launch_orders, tick
 from jaxms.game.structures import capture_structures
 
@@ -486,13 +487,15 @@ def bench_course(args) -> list[dict]:
         tick_wall, tick_cpu, after_step = timed(simulate, state.game, arrays, repeats=args.repeats)
         step_wall, step_cpu, _ = timed(step_fn, step_keys, state, action, params, repeats=args.repeats)
         tiles = np.asarray(game.tiles)
-        border_row = int(game.tick) % 2
+        # The border list's count (a map read whole has no lists).
+        whole = board_layout(size, size)[2]
+        border_blocks = "" if whole else int(np.asarray(game.block_counts)[int(game.tick) % 2])
         rows.append({
             "map": f"{size}x{size}", "tribes": tribes, "env_steps": target, "game_tick": int(game.tick),
             "episode_steps": int(unbatch(state.steps)), "player_tiles": int(tiles[1:].sum()),
             "land_share_held": round(int(tiles[1:].sum()) / max(int(arrays.num_land_tiles), 1), 3),
             "agent_tiles": int(tiles[1]),
-            "border_blocks": int(np.asarray(game.block_counts)[border_row]) if game.block_counts.size else "",
+            "border_blocks": border_blocks,
             "live_attacks": int((np.asarray(game.attacks) >= 1.0).sum()),
             "tiles_changing_per_tick": round(activity(tiles, np.asarray(after_step.tiles))
                                              / args.ticks_per_step, 1),

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxms import game, load_map
-from jaxms.game.blocks import border_tiles, round_row
+from jaxms.game.blocks import border_tiles, frontier_row
 from jaxms.game.bots import border_contacts, border_contacts_dense, scripted_bots, state_contacts
 from jaxms.game.grid import BLOCK
 from jaxms.game.loop import conquest_scratch, tick_carrying
@@ -81,8 +81,7 @@ def assert_frontier_list_complete(state, land):
     flags = np.zeros((rows * BLOCK, cols * BLOCK), bool)
     flags[:height, :width] = frontier
     needed = np.flatnonzero(flags.reshape(rows, BLOCK, cols, BLOCK).any(axis=(1, 3)))
-    substeps = Rules().conquest_substeps
-    row = int(round_row(state.tick - 1, substeps, substeps - 1))
+    row = int(frontier_row(state.tick, Rules().conquest_substeps))
     listed = np.asarray(state.block_lists)[row, :int(state.block_counts[row])]
     missing = np.setdiff1d(needed, listed)
     assert missing.size == 0, f"tick {int(state.tick)}: frontier blocks {missing[:10]} not listed"

@@ -74,6 +74,11 @@ def round_row(tick: jax.Array, substeps: int, round_index: jax.Array | int) -> j
     return (BORDER_ROWS + (tick * (substeps - 1) + round_index - 1) % ROUND_ROWS).astype(jnp.int32)
 
 
+def frontier_row(tick: jax.Array, substeps: int) -> jax.Array:
+    """int32: the row of the frontier list tick `tick` may read (the list of tick - 1's last round)."""
+    return round_row(tick - 1, substeps, substeps - 1)
+
+
 def list_tag(tick: jax.Array, substeps: int, round_index: int = 0) -> jax.Array:
     """int32: the tag of tick `tick`'s border list (round 0) or of the list its round `round_index` reads."""
     return (tick * (substeps + 1) + 1 + round_index).astype(jnp.int32)

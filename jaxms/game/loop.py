@@ -127,7 +127,7 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
     priorities differ by at most ~15 ticks' worth between neighbouring bins). Bots attack along the whole
     front as in the engine.
     """
-    from jaxms.game.blocks import BORDER_ROWS, list_tag, round_row, state_lists
+    from jaxms.game.blocks import BORDER_ROWS, frontier_row, list_tag, round_row, state_lists
     from jaxms.game.conquest import (
         ListUpdate,
         age_frontier,
@@ -176,8 +176,7 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
         if num_rounds > 1:
             # A pair held at its beach takes tiles near its box, wherever the box has grown: not listed.
             frontier_listed = ~jnp.any(conquering_first & ~state.frontier_pairs) & ~jnp.any(held)
-            last_list = round_row(state.tick - 1, num_rounds, num_rounds - 1)
-            blocks = listed(lists, jnp.where(frontier_listed, last_list, parity))
+            blocks = listed(lists, jnp.where(frontier_listed, frontier_row(state.tick, num_rounds), parity))
         tag = partial(list_tag, state.tick, num_rounds)
         border_update = ListUpdate(border_row, tag())  # where every round and the ageing record borders
     start_board = board
@@ -196,10 +195,9 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
         if lists is not None and num_rounds > 1:
             # Rounds before the last record the blocks the next one reads (rows 2, 3); the last adds to its
             # own list the blocks across the edges where it took tiles (the next tick's frontier list).
-            next_row = round_row(state.tick, num_rounds, jnp.where(last, round_index, round_index + 1))
-            update = border_update._replace(next_row=next_row,
-                                            next_tag=tag(jnp.where(last, round_index, round_index + 1)),
-                                            next_live=~last)
+            recorded = jnp.where(last, round_index, round_index + 1)  # the round whose list is written
+            next_row = round_row(state.tick, num_rounds, recorded)
+            update = border_update._replace(next_row=next_row, next_tag=tag(recorded), next_live=~last)
             lists = lists._replace(count=lists.count.at[next_row].set(
                 jnp.where(last, lists.count[next_row], 0)))
         elif lists is not None:
