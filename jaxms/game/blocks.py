@@ -7,7 +7,7 @@ passes over the map. The state carries them (`GameState.block_lists`, `block_cou
 - The border list: every block holding a "border tile" (a land tile 4-adjacent to a tile of a player other
   than its owner), possibly more. Every frontier tile of every attack is a border tile, and every pair of
   neighbours that the bots' border contacts count has one, so this list is all the tick needs to read.
-  Rows 0 and 1 hold it, by tick parity: tick t reads row t % 2 (its ageing always, its first round when
+  Rows 0 and 1 hold it, by tick parity: tick t reads row t % 2 (its first round and ageing when
   the frontier list below cannot serve) and builds the next tick's list in the other row, from the blocks
   the ageing reads (those that still hold a border at the tick's end), the blocks where
   a tile changed hands and their neighbours across the edge of the change (`conquest.take_tiles`), and
@@ -20,6 +20,8 @@ passes over the map. The state carries them (`GameState.block_lists`, `block_cou
   first round reads it instead of the border list unless an attack conquers that did not in this tick's
   first round (`GameState.frontier_pairs`), or tiles changed hands outside the conquest. Late in a game
   the border list holds several times the blocks of the frontier list (every border, attacked or not).
+  With two rounds the tick's ageing then reads the frontier list too, and the border list is carried into
+  the next tick's whole (`carry_list`): it is pruned only at the ticks that read it.
 
 Appending dedups with tags rather than a pass over all blocks: a block is in a list under construction
 when its tag (`block_tags`, one row for the border list, one for the round lists) equals that list's tag,
@@ -125,6 +127,28 @@ class BlockLists(NamedTuple):
         tags = marks.at[tag_rows, jnp.where(new, candidates, num_blocks + 1)].set(
             jnp.broadcast_to(tag, new.shape), mode="drop")
         return BlockLists(ids, self.count.at[rows].add(new.sum(axis=1, dtype=jnp.int32)), tags)
+
+
+CARRY_CHUNK = 512  # ids appended together when a list is carried into another (`carry_list`)
+
+
+def carry_list(lists: BlockLists, source: jax.Array | int, row: jax.Array | int, tag: jax.Array,
+               carries: jax.Array) -> BlockLists:
+    """`lists` with every id of list `source` appended to the border list under construction in row `row`
+    (tagged `tag`) when `carries` (bool[]), else unchanged: CARRY_CHUNK ids at a time up to the source's
+    count, so the cost follows the list, not the map's blocks."""
+    from jaxms.game.control import loop_bound
+
+    count = lists.count[source]
+    length = lists.ids.shape[1]
+    num_chunks = loop_bound(jnp.where(carries, (count + CARRY_CHUNK - 1) // CARRY_CHUNK, 0))
+
+    def carry_chunk(step, lists):
+        at = step * CARRY_CHUNK + jnp.arange(CARRY_CHUNK, dtype=jnp.int32)
+        ids = lists.ids[source, jnp.minimum(at, length - 1)]
+        return lists.append(row, 0, tag, ids, carries & (at < count))
+
+    return jax.lax.fori_loop(0, num_chunks, carry_chunk, lists)
 
 
 def state_lists(state) -> BlockLists:

@@ -127,7 +127,7 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
     priorities differ by at most ~15 ticks' worth between neighbouring bins). Bots attack along the whole
     front as in the engine.
     """
-    from jaxms.game.blocks import BORDER_ROWS, frontier_row, list_tag, round_row, state_lists
+    from jaxms.game.blocks import BORDER_ROWS, carry_list, frontier_row, list_tag, round_row, state_lists
     from jaxms.game.conquest import (
         ListUpdate,
         age_frontier,
@@ -171,13 +171,21 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
         parity = state.tick % BORDER_ROWS
         border_row = BORDER_ROWS - 1 - parity
         lists = lists._replace(count=lists.count.at[border_row].set(0))
-        first_blocks = listed(lists, parity)  # the border list: aged at the tick's end
+        first_blocks = listed(lists, parity)  # the border list, aged at the tick's end (but see below)
         blocks = first_blocks
+        tag = partial(list_tag, state.tick, num_rounds)
         if num_rounds > 1:
             # A pair held at its beach takes tiles near its box, wherever the box has grown: not listed.
             frontier_listed = ~jnp.any(conquering_first & ~state.frontier_pairs) & ~jnp.any(held)
             blocks = listed(lists, jnp.where(frontier_listed, frontier_row(state.tick, num_rounds), parity))
-        tag = partial(list_tag, state.tick, num_rounds)
+            if num_rounds == 2:  # (with more rounds the tick's round lists overwrite its frontier list)
+                # The ageing reads the blocks the first round reads: no marks are made elsewhere, and the
+                # ages of the blocks it leaves unstamped read as 0, as the ageing would have written them.
+                # The border list it would have pruned is carried over whole (possibly more: it is pruned
+                # at the next tick that reads it); borders change only where tiles change hands, and those
+                # blocks the rounds add.
+                first_blocks = blocks
+                lists = carry_list(lists, parity, border_row, tag(), frontier_listed)
         border_update = ListUpdate(border_row, tag())  # where every round and the ageing record borders
     start_board = board
 
