@@ -133,10 +133,11 @@ CARRY_CHUNK = 512  # ids appended together when a list is carried into another (
 
 
 def carry_list(lists: BlockLists, source: jax.Array | int, row: jax.Array | int, tag: jax.Array,
-               carries: jax.Array) -> BlockLists:
-    """`lists` with every id of list `source` appended to the border list under construction in row `row`
-    (tagged `tag`) when `carries` (bool[]), else unchanged: CARRY_CHUNK ids at a time up to the source's
-    count, so the cost follows the list, not the map's blocks."""
+               carries: jax.Array, skip_tag: jax.Array) -> BlockLists:
+    """`lists` with the ids of list `source` appended to the border list under construction in row `row`
+    (tagged `tag`) when `carries` (bool[]), else unchanged, but for the ids on the round list tagged
+    `skip_tag` (tag row 1): CARRY_CHUNK ids at a time up to the source's count, so the cost follows the list,
+    not the map's blocks."""
     from jaxms.game.control import loop_bound
 
     count = lists.count[source]
@@ -146,7 +147,7 @@ def carry_list(lists: BlockLists, source: jax.Array | int, row: jax.Array | int,
     def carry_chunk(step, lists):
         at = step * CARRY_CHUNK + jnp.arange(CARRY_CHUNK, dtype=jnp.int32)
         ids = lists.ids[source, jnp.minimum(at, length - 1)]
-        return lists.append(row, 0, tag, ids, carries & (at < count))
+        return lists.append(row, 0, tag, ids, carries & (at < count) & (lists.tags[1, ids] != skip_tag))
 
     return jax.lax.fori_loop(0, num_chunks, carry_chunk, lists)
 

@@ -181,11 +181,12 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
             if num_rounds == 2:  # (with more rounds the tick's round lists overwrite its frontier list)
                 # The ageing reads the blocks the first round reads: no marks are made elsewhere, and the
                 # ages of the blocks it leaves unstamped read as 0, as the ageing would have written them.
-                # The border list it would have pruned is carried over whole (possibly more: it is pruned
-                # at the next tick that reads it); borders change only where tiles change hands, and those
-                # blocks the rounds add.
+                # It lists those that still hold a border; the rest of the border list is carried over
+                # (possibly more: it is pruned at the next tick that reads it), as borders change only
+                # where tiles change hands, and the rounds list those blocks.
                 first_blocks = blocks
-                lists = carry_list(lists, parity, border_row, tag(), frontier_listed)
+                frontier_tag = list_tag(state.tick - 1, num_rounds, num_rounds - 1)
+                lists = carry_list(lists, parity, border_row, tag(), frontier_listed, frontier_tag)
         border_update = ListUpdate(border_row, tag())  # where every round and the ageing record borders
     start_board = board
 
