@@ -207,9 +207,9 @@ def pool_sums(planes: Sequence[tuple[jax.Array, int]], plan_y: AxisPlan, plan_x:
 
     if by <= 16:
         # Byte words (two 0/1 planes a byte at 8 rows, one at 16): XLA CPU adds 32 bytes per vector op
-        # against 8 uint32 words. The map's rows, the global view at 1024 and 2048 (one core of the EPYC,
-        # medians of 40 calls of the observation): 3.2 -> 2.8 ms and 17.6 -> 8.9 ms. Not for the
-        # columns-first sums below: at 4096 they need more passes over the map than they save (67 -> 101 ms).
+        # against 8 uint32 words. The observation at 1024 and 2048 (one core of the EPYC, medians of 40
+        # calls): 3.2 -> 2.8 ms and 17.6 -> 8.9 ms. Not for the columns-first sums below: at 4096 byte
+        # words need more passes over the map than they save (67 -> 101 ms).
         rows = _packed_sums(planes, by, add((cells_y, by, width), 1), word_bits=8)
         sums = _packed_sums([(r, top * by) for r, top in zip(rows, tops, strict=True)], bx,
                             add((cells_y, cells_x, bx), 2), word_bits=8)

@@ -20,8 +20,9 @@ passes over the map. The state carries them (`GameState.block_lists`, `block_cou
   first round reads it instead of the border list unless an attack conquers that did not in this tick's
   first round (`GameState.frontier_pairs`), or tiles changed hands outside the conquest. Late in a game
   the border list holds several times the blocks of the frontier list (every border, attacked or not).
-  With two rounds the tick's ageing then reads the frontier list too, and the border list is carried into
-  the next tick's whole (`carry_list`): it is pruned only at the ticks that read it.
+  With two rounds the tick's ageing then reads the frontier list too: it lists those of its blocks that
+  still hold a border, and the rest of the border list is carried into the next tick's (`carry_list`),
+  stale entries included (pruned at the next tick whose ageing reads the border list).
 
 Appending dedups with tags rather than a pass over all blocks: a block is in a list under construction
 when its tag (`block_tags`, one row for the border list, one for the round lists) equals that list's tag,
@@ -37,6 +38,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxms.game.control import loop_bound
 from jaxms.game.grid import (
     BLOCK,
     CHUNK_WINDOW_TILES,
@@ -138,8 +140,6 @@ def carry_list(lists: BlockLists, source: jax.Array | int, row: jax.Array | int,
     (tagged `tag`) when `carries` (bool[]), else unchanged, but for the ids on the round list tagged
     `skip_tag` (tag row 1): CARRY_CHUNK ids at a time up to the source's count, so the cost follows the list,
     not the map's blocks."""
-    from jaxms.game.control import loop_bound
-
     count = lists.count[source]
     length = lists.ids.shape[1]
     num_chunks = loop_bound(jnp.where(carries, (count + CARRY_CHUNK - 1) // CARRY_CHUNK, 0))

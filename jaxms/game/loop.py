@@ -185,7 +185,7 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
                 # (possibly more: it is pruned at the next tick that reads it), as borders change only
                 # where tiles change hands, and the rounds list those blocks.
                 first_blocks = blocks
-                frontier_tag = list_tag(state.tick - 1, num_rounds, num_rounds - 1)
+                frontier_tag = list_tag(state.tick - 1, num_rounds, num_rounds - 1)  # its blocks' tag
                 lists = carry_list(lists, parity, border_row, tag(), frontier_listed, frontier_tag)
         border_update = ListUpdate(border_row, tag())  # where every round and the ageing record borders
     start_board = board
