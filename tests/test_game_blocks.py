@@ -37,7 +37,8 @@ def make_lists(source_ids, skipped, present) -> BlockLists:
 
 
 def expected(source_ids, skipped, present) -> list[int]:
-    return list(present) + [i for i in source_ids if i not in set(skipped) and i not in set(present)]
+    left_out = set(skipped) | set(present)
+    return list(present) + [i for i in source_ids if i not in left_out]
 
 
 def listed(lists: BlockLists, row: int) -> list[int]:
