@@ -26,6 +26,7 @@ from jaxms.env.observe import (
     Observer,
 )
 from jaxms.env.views import AxisPlan, box_argmax, crop, fit_plans, pool_max, pool_sums
+from jaxms.game.grid import first_argmax, first_argmin
 from jaxms.game.structures import CITY, DEFENSE_POST
 from jaxms.render import render_observation, render_state, save_views
 
@@ -231,6 +232,20 @@ def test_box_argmax_finds_the_largest_box_sum(size, box, seed):
     assert float(best) == max(sums)
     i, j = (int(v) for v in corner)
     assert values[i:i + b, j:j + b].sum() == max(sums)
+    first = int(np.argmax(sums))  # ties: the first in row-major order
+    assert (i, j) == divmod(first, size - b + 1)
+
+
+@settings(max_examples=25)
+@given(shape=st.sampled_from([(1,), (7,), (3, 5), (40, 33), (2, 3, 4)]), top=st.integers(0, 3),
+       seed=st.integers(0, 999), dtype=st.sampled_from([np.float32, np.int32, np.uint8]))
+def test_first_argmax_and_argmin_are_numpys_ties_included(shape, top, seed, dtype):
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, top + 1, shape).astype(dtype)  # few distinct values: many ties
+    if dtype == np.float32 and seed % 3 == 0:
+        values[values == top] = np.inf
+    assert int(first_argmax(jnp.asarray(values))) == int(np.argmax(values))
+    assert int(first_argmin(jnp.asarray(values))) == int(np.argmin(values))
 
 
 # ---------------------------------------------------------------------------------------------------------

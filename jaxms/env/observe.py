@@ -110,7 +110,7 @@ from jaxms.env.contract import (  # noqa: F401 (re-exported: the contract's name
 )
 from jaxms.env.views import AxisPlan, box_argmax, crop, fit_plans, pool_max, pool_sums, scatter_max
 from jaxms.game import stats
-from jaxms.game.grid import select_lookup
+from jaxms.game.grid import first_argmin, select_lookup
 from jaxms.game.loop import grow, max_troops
 from jaxms.game.rules import Rules
 from jaxms.game.state import GameState, MapArrays
@@ -496,7 +496,7 @@ class Observer:
         xs = jnp.arange(span, dtype=jnp.float32)[None, :]
         count = jnp.maximum(chosen.sum(), 1)
         cy, cx = (chosen * ys).sum() / count, (chosen * xs).sum() / count
-        nearest = jnp.argmin(jnp.where(chosen, (ys - cy) ** 2 + (xs - cx) ** 2, jnp.inf))
+        nearest = first_argmin(jnp.where(chosen, (ys - cy) ** 2 + (xs - cx) ** 2, jnp.inf))
         tile = used + jnp.stack([nearest // span, nearest % span]).astype(jnp.int32)
         # No border at all (an island, or dead): the nearest unowned land on the global grid, else the
         # local centre.
@@ -504,7 +504,7 @@ class Observer:
         cell_y = plan_y.cell_centre(jnp.arange(unowned.shape[0]))[:, None]
         cell_x = plan_x.cell_centre(jnp.arange(unowned.shape[1]))[None, :]
         far = jnp.where(unowned, (cell_y - local_centre[0]) ** 2 + (cell_x - local_centre[1]) ** 2, jnp.inf)
-        flat = jnp.argmin(far)
+        flat = first_argmin(far)
         land = jnp.stack([cell_y[flat // unowned.shape[1], 0], cell_x[0, flat % unowned.shape[1]]])
         fallback = jnp.floor(jnp.where(unowned.any(), land, local_centre)).astype(jnp.int32)
         return jnp.where(chosen.any(), tile, fallback)

@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxms.game.grid import first_argmax
+
 
 @dataclasses.dataclass(frozen=True)
 class AxisPlan:
@@ -296,7 +298,7 @@ def box_argmax(values: jax.Array, box: int) -> tuple[jax.Array, jax.Array]:
     band_y = jnp.asarray(_band(height, box_y))
     band_x = jnp.asarray(_band(width, box_x))
     sums = band_y @ values.astype(jnp.float32) @ band_x.T
-    flat = jnp.argmax(sums)
+    flat = first_argmax(sums)  # argmax's order; as two plain reductions (faster on XLA CPU)
     return jnp.stack([flat // sums.shape[1], flat % sums.shape[1]]).astype(jnp.int32), sums.ravel()[flat]
 
 

@@ -906,7 +906,8 @@ def plan_takes(counts: jax.Array, counted: jax.Array, budget: jax.Array, attack_
         planned = jnp.minimum(jnp.minimum(by_budget, by_troops), n)
         planned = jnp.where((budget_left > 0) & (troops_left >= 1.0), jnp.maximum(planned, 0.0), 0.0)
         short = planned < n  # (planned <= n): the bins not taken whole; the first is the cutoff
-        cut = jnp.where(short.any(axis=-1), jnp.argmax(short, axis=-1), NUM_BINS).astype(jnp.int32)
+        # The first short bin as a plain min over the bins (XLA CPU's argmax reduction is scalar code).
+        cut = jnp.where(short, jnp.arange(NUM_BINS, dtype=jnp.int32), NUM_BINS).min(axis=-1)
         at = jnp.minimum(cut, NUM_BINS - 1)[:, None]
         cutoff = cutoff.at[chosen].set(cut, mode="drop")
         partial = partial.at[chosen].set(jnp.take_along_axis(planned, at, axis=-1)[:, 0], mode="drop")
