@@ -362,9 +362,10 @@ def reference_landings(owner, alive, shore, water_body, centre, player, k):
 @settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 2**16), player=st.integers(1, 4))
 def test_the_landing_search_finds_the_nearest_shore_tile_of_each_sector(seed, player):
-    """The agent's boat landings (`_nearest_landings`: block reductions, bit lookups, scatter-mins) equal a
-    tile-by-tile NumPy search, on an island map whose sides its 2 x 2 blocks do not divide, from whole-tile
-    centres (exact squared distances, so ties are real ties and both must take the first)."""
+    """The agent's boat landings (`_nearest_landings`: from the map's shore list, or from the whole map when
+    the list is too short; scatter-mins over blocks) equal a tile-by-tile NumPy search, on an island map
+    whose sides its 2 x 2 blocks do not divide, from whole-tile centres (exact squared distances, so ties
+    are real ties and both must take the first)."""
     from jaxms.env.actions import _nearest_landings
 
     arrays = game.map_arrays(load_map("islands_201x150"))
@@ -375,8 +376,12 @@ def test_the_landing_search_finds_the_nearest_shore_tile_of_each_sector(seed, pl
     owner = np.where(land, np.kron(patches, np.ones((16, 16), int))[:land.shape[0], :land.shape[1]], 0)
     state = game.new_game(jax.random.key(0), arrays, ["human"] * 5)
     state = game.set_territory(state, owner.astype(np.uint8), arrays)
-    search = jax.jit(lambda s, c: _nearest_landings(s, arrays, c, player))
+    # The map's shore list, and a list too short for it: the search reads the whole map instead.
+    assert int(arrays.num_shore_tiles) <= arrays.shore_tiles.shape[0]
+    unlisted = arrays.replace(shore_tiles=arrays.shore_tiles[:100])
+    search = jax.jit(lambda s, a, c: _nearest_landings(s, a, c, player))
     for centre in rng.integers(0, land.shape, (3, 2)).astype(np.float32):
         grids = (np.asarray(x) for x in (state.owner, state.alive, arrays.shore, arrays.water_body))
         expected = reference_landings(*grids, centre, player, 2)
-        assert np.array_equal(np.asarray(search(state, jnp.asarray(centre))), expected)
+        for map_arrays in (arrays, unlisted):
+            assert np.array_equal(np.asarray(search(state, map_arrays, jnp.asarray(centre))), expected)

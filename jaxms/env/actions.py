@@ -170,31 +170,74 @@ def _flag_of(flags: jax.Array, keys: jax.Array) -> jax.Array:
     return ((word >> (keys & 31)) & 1) > 0
 
 
+def _landable(owner, shore, water_body, player, attackable_owner, touched, lookup):
+    """Shore tiles the player could land on: unowned or a living enemy's, on a water body its coast touches
+    (`touched`, bool[256] by body); `lookup(flags, keys)` reads the small tables (bit words in a pass over
+    the map, a gather elsewhere)."""
+    return shore & (owner != player) & lookup(attackable_owner, owner) & lookup(touched, water_body)
+
+
+def _gather(flags: jax.Array, keys: jax.Array) -> jax.Array:
+    return flags[keys]
+
+
+def _landing_blocks(state: GameState, arrays: MapArrays, player: int, attackable_owner: jax.Array
+                    ) -> tuple[jax.Array, jax.Array]:
+    """(has_candidate bool[Hc * Wc]: whether each k x k block holds a tile the player could land on,
+    touched bool[256]: the water bodies its coast touches).
+
+    The bodies are read per block (the highest body a block's coast of the player touches, so a block
+    touching two bodies counts one). From the map's listed shore tiles (`MapArrays.shore_tiles`, ~1% of its
+    tiles; a pass over the whole map cost ~0.5 ms at 1024x1024) when it lists them all, else from the
+    whole map.
+    """
+    height, width = state.owner.shape
+    k = block_size((height, width))
+    rows, cols = -(-height // k), -(-width // k)
+    no_body = jnp.zeros(MAX_WATER_BODIES + 1, jnp.bool_)
+
+    # The branches read the board (`GameState.owner` is a slice of it: a copy as an operand of a branch,
+    # 7 ms at 4096x4096).
+    def listed(board_owner, attackable_owner, arrays):
+        tiles = arrays.shore_tiles  # padded with H * W: body 0, in no block
+        owner = board_owner.ravel().at[state.board_index(tiles)].get(mode="fill", fill_value=0)
+        body = arrays.water_body.ravel().at[tiles].get(mode="fill", fill_value=0)
+        listed_tile = tiles < height * width
+        block = jnp.where(listed_tile, (tiles // width // k) * cols + tiles % width // k, rows * cols)
+        coast_bodies = jnp.zeros(rows * cols, jnp.uint8).at[block].max(
+            jnp.where(owner == player, body, jnp.uint8(0)), mode="drop")
+        touched = no_body.at[coast_bodies].set(True).at[0].set(False)
+        candidate = _landable(owner, True, body, player, attackable_owner, touched, _gather)
+        return jnp.zeros(rows * cols, jnp.bool_).at[block].max(candidate, mode="drop"), touched
+
+    def whole(board_owner, attackable_owner, arrays):
+        owner, water_body = board_owner[1:height + 1, 1:width + 1], arrays.water_body
+        coast_bodies = _blocks(jnp.where((owner == player) & arrays.shore, water_body, jnp.uint8(0)), k,
+                               jnp.max)
+        touched = no_body.at[coast_bodies.ravel()].set(True).at[0].set(False)
+        candidate = _landable(owner, arrays.shore, water_body, player, attackable_owner, touched, _flag_of)
+        return (_blocks(candidate.astype(jnp.uint8), k, jnp.max) > 0).ravel(), touched
+
+    # The whole map only for a map with more shore than its list holds (the costly branch: see cond_any).
+    unlisted = arrays.num_shore_tiles > arrays.shore_tiles.shape[0]
+    return cond_any(unlisted, whole, listed, state.board_owner, attackable_owner, arrays)
+
+
 def _nearest_landings(state: GameState, arrays: MapArrays, centre: jax.Array, player: int) -> jax.Array:
     """int32[8]: per sector, a shore tile nearest `centre` the player could land on (-1 none).
 
-    One elementwise pass over the map marks the candidate tiles; the search runs on the k x k blocks of the
-    coarse water graph (nearest block per sector, then the nearest candidate tile inside it: exact at k = 1).
-    Which water bodies the player's coast touches is read per block (the highest body a block's coast of
-    the player touches, so a block touching two bodies counts one).
+    The blocks holding candidate tiles come from `_landing_blocks`; the search runs on the k x k blocks of
+    the coarse water graph (nearest block per sector, then the nearest candidate tile inside it: exact at
+    k = 1).
     """
     num_slots = state.troops.shape[0]
     height, width = state.owner.shape
     k = block_size((height, width))
-    mine = state.owner == player
-    coast_bodies = _blocks(jnp.where(mine & arrays.shore, arrays.water_body, jnp.uint8(0)), k, jnp.max)
-    touched = jnp.zeros(MAX_WATER_BODIES + 1, jnp.bool_).at[coast_bodies.ravel()].set(True).at[0].set(False)
     slots = jnp.arange(num_slots)
     attackable_owner = (state.alive | (slots == 0)) & (slots != player)
-
-    def landable(owner, shore, water_body, lookup):
-        """Shore tiles that are unowned or a living enemy's, on a water body the player's coast touches;
-        `lookup(flags, keys)` reads the small tables (bit words over the map, a gather in a block)."""
-        return shore & (owner != player) & lookup(attackable_owner, owner) & lookup(touched, water_body)
-
-    candidate = landable(state.owner, arrays.shore, arrays.water_body, _flag_of)
-    has_candidate = _blocks(candidate.astype(jnp.uint8), k, jnp.max) > 0
-    rows, cols = has_candidate.shape
+    has_candidate, touched = _landing_blocks(state, arrays, player, attackable_owner)
+    rows, cols = -(-height // k), -(-width // k)
+    has_candidate = has_candidate.reshape(rows, cols)
     block_y = (jnp.arange(rows, dtype=jnp.float32) * k + (k - 1) / 2)[:, None] - centre[0]
     block_x = (jnp.arange(cols, dtype=jnp.float32) * k + (k - 1) / 2)[None, :] - centre[1]
     # Per sector, the nearest block with a candidate, the first in row-major order among equals: two
@@ -220,8 +263,8 @@ def _nearest_landings(state: GameState, arrays: MapArrays, centre: jax.Array, pl
         xs = (x0 + jnp.arange(k, dtype=jnp.int32))[None, :]
         on_map = (ys < height) & (xs < width)
         at = (jnp.minimum(ys, height - 1), jnp.minimum(xs, width - 1))
-        window = on_map & landable(state.owner[at], arrays.shore[at], arrays.water_body[at],
-                                   lambda flags, keys: flags[keys])
+        window = on_map & _landable(state.owner_at(*at), arrays.shore[at], arrays.water_body[at], player,
+                                    attackable_owner, touched, _gather)
         dy, dx = ys.astype(jnp.float32) - centre[0], xs.astype(jnp.float32) - centre[1]
         distance = dy * dy + dx * dx + jnp.where(compass_sector(dy, dx) == direction, 0.0, 1e12)
         pick = jnp.argmin(jnp.where(window, distance, jnp.inf))

@@ -35,6 +35,13 @@ class MapArrays:
     # (4-adjacent water tiles of one body on both sides; the body crossing most, 0: none).
     block_right: jax.Array  # uint8[Hc, Wc]
     block_down: jax.Array  # uint8[Hc, Wc]
+    # The shore tiles on a water body (water_body > 0: where boats land and leave), listed for searches that
+    # read no other tile (the agent's landings, env/actions.py): ~0.2-2% of a map's tiles. Flat indices
+    # y * W + x, ascending, padded with H * W to `shore_capacity` entries, a number of the map's shape, so
+    # that every map of a shape has the same arrays (one compiled program). A map with more such tiles lists
+    # the first ones only, and its searches read the whole map (`num_shore_tiles` > capacity).
+    shore_tiles: jax.Array  # int32[shore_capacity((H, W))]
+    num_shore_tiles: jax.Array  # int32[]: the map's shore tiles on a water body, listed or not
     # Static: whether a boat can ever sail here (some shore touches a water body). A map without water
     # compiles the boat phases out (exact: no launch could find a shore) and cuts the tick's compile time.
     water: bool = struct.field(pytree_node=False, default=True)
@@ -61,6 +68,10 @@ def map_arrays(game_map: GameMap, rules: Rules = Rules()) -> MapArrays:
     kernel[offsets[:, 0] + reach, offsets[:, 1] + reach] = 1
     disk_land = ndimage.correlate(game_map.land.astype(np.int32), kernel, mode="constant", cval=0)
     shore, water_body, block_right, block_down = water_tables(game_map.land)
+    shore_tiles = np.flatnonzero(shore & (water_body > 0)).astype(np.int32)
+    capacity = shore_capacity(shore.shape)
+    listed = np.full(capacity, shore.size, np.int32)
+    listed[:min(capacity, len(shore_tiles))] = shore_tiles[:capacity]
     return MapArrays(
         land=jnp.asarray(game_map.land),
         terrain=jnp.asarray(game_map.terrain),
@@ -70,8 +81,16 @@ def map_arrays(game_map: GameMap, rules: Rules = Rules()) -> MapArrays:
         water_body=jnp.asarray(water_body),
         block_right=jnp.asarray(block_right),
         block_down=jnp.asarray(block_down),
+        shore_tiles=jnp.asarray(listed),
+        num_shore_tiles=jnp.asarray(len(shore_tiles), dtype=jnp.int32),
         water=bool((water_body[shore] > 0).any()),
     )
+
+
+def shore_capacity(shape: tuple[int, int]) -> int:
+    """Shore tiles listed in `MapArrays.shore_tiles` for a map of `shape`: 16 per tile of its height plus
+    width (measured: 2.7-4.8 on continents and OpenFront's australia, 7.8 on pangaea, 10 on islands_2048)."""
+    return min(shape[0] * shape[1], 16 * (shape[0] + shape[1]))
 
 
 MAX_WATER_BODIES = 255  # water bodies a boat can use (the largest; smaller lakes carry no boats)
