@@ -89,7 +89,8 @@ def map_arrays(game_map: GameMap, rules: Rules = Rules()) -> MapArrays:
 
 def shore_capacity(shape: tuple[int, int]) -> int:
     """Shore tiles listed in `MapArrays.shore_tiles` for a map of `shape`: 16 per tile of its height plus
-    width (measured: 2.7-4.8 on continents and OpenFront's australia, 7.8 on pangaea, 10 on islands_2048)."""
+    width (measured: 2.7-4.8 on the continents maps and OpenFront's australia, 7.8 on pangaea, 6.9-10 on the
+    islands maps)."""
     return min(shape[0] * shape[1], 16 * (shape[0] + shape[1]))
 
 
