@@ -47,6 +47,7 @@ of the map at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache, partial
 from typing import NamedTuple
 
@@ -498,7 +499,6 @@ class Frontier(NamedTuple):
 
     counts: jax.Array  # int32[P + 1, P + 1, 1344]: frontier tiles per (attacker, target, sorted bin);
     #                    int32[P + 1, P + 1, 2, 1344] on a board with cover: uncovered ones, then covered ones
-    tiles: jax.Array  # int32[P + 1, P + 1]: frontier tiles per (attacker, target)
     saved: jax.Array  # int32: segments of the whole board, or [SAVED_CHUNKS + 1, ...] of the first chunks
     live: jax.Array  # bool[P + 1, P + 1]: the attacks that conquer this round
     seed: jax.Array  # uint32[2]: this round's randomness
@@ -522,37 +522,31 @@ def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | 
             before).
     """
     num_slots = live.shape[0]
-    halves = board.cover_halves
     segments = partial(_segments, live=live, seed=seed, focus=focus, focus_bonus=rules.focus_age_bonus,
                        beaches=beaches)
 
-    def count(counts, tiles, segment):
-        return (counts.at[_sorted(segment, rules)].add(1, mode="drop"),
-                tiles.at[segment // (halves * NUM_BINS)].add(1, mode="drop"))
+    def count(counts, segment):  # (a pair's frontier tiles are its row's sum: `plan_takes` adds them up)
+        return counts.at[_sorted(segment, rules)].add(1, mode="drop")
 
     shape = counts.shape
     counts = counts.ravel()
-    tiles = jnp.zeros(num_slots * num_slots, jnp.int32)
     if board.whole:
         segment = segments(board, _whole(board), token=live.sum() >= 0)
-        counts, tiles = count(counts, tiles, segment)
-        return Frontier(counts.reshape(shape), tiles.reshape(live.shape), segment, live, seed, focus,
-                        beaches=beaches)
+        return Frontier(count(counts, segment).reshape(shape), segment, live, seed, focus, beaches=beaches)
 
     num_rows, cols = _block_counts(board)
     chunk_tiles = chunk_blocks(num_rows * cols) * (BLOCK + 2) ** 2 - 2 * (BLOCK + 2)
 
     def count_chunk(step, carry):
-        counts, tiles, saved = carry
+        counts, saved = carry
         segment = segments(board, _chunk(board, lists.ids, blocks, step), token=step >= 0)
         saved = jax.lax.dynamic_update_index_in_dim(saved, segment, jnp.minimum(step, SAVED_CHUNKS), 0)
-        return *count(counts, tiles, segment), saved
+        return count(counts, segment), saved
 
     # Off the frontier until found: under vmap an env may have fewer chunks than the loop runs.
     saved = jnp.full((SAVED_CHUNKS + 1, chunk_tiles), _off_frontier(board, num_slots), jnp.int32)
-    counts, tiles, saved = jax.lax.fori_loop(0, blocks.num_chunks, count_chunk, (counts, tiles, saved))
-    return Frontier(counts.reshape(shape), tiles.reshape(live.shape), saved, live, seed, focus, blocks,
-                    beaches)
+    counts, saved = jax.lax.fori_loop(0, blocks.num_chunks, count_chunk, (counts, saved))
+    return Frontier(counts.reshape(shape), saved, live, seed, focus, blocks, beaches)
 
 
 def _windows(flat: jax.Array) -> jax.Array:
@@ -849,9 +843,10 @@ class Plan(NamedTuple):
     partial: jax.Array  # float32[P + 1, P + 1]: tiles taken from the cutoff bin
     at_cutoff: jax.Array  # float32[P + 1, P + 1]: the cutoff bin's frontier tiles (1 where there is none)
     counts: jax.Array  # the histogram's buffer (`Frontier.counts`), every row read set back to zero
+    tiles: jax.Array  # float32[P + 1, P + 1]: frontier tiles per pair (0 for the pairs not counted)
 
 
-def plan_takes(counts: jax.Array, counted: jax.Array, budget: jax.Array, attack_troops: jax.Array,
+def plan_takes(counts: jax.Array, counted: jax.Array, budget: Callable, attack_troops: jax.Array,
                cost: jax.Array, attacker_loss: jax.Array, rules: Rules, final_round: jax.Array | bool = True
                ) -> Plan:
     """What every attack takes this round (see `Plan`).
@@ -865,7 +860,10 @@ def plan_takes(counts: jax.Array, counted: jax.Array, budget: jax.Array, attack_
     covered by a defense post is priced at its tiles' mean cost and loss, since its tiles are taken at
     random whether covered or not.
     Args: counts: `Frontier.counts`, int32[P + 1, P + 1, 1344] or, with cover, [P + 1, P + 1, 2, 1344];
-        counted: bool[P + 1, P + 1], the pairs whose frontier it counts (`Frontier.live`); budget,
+        counted: bool[P + 1, P + 1], the pairs whose frontier it counts (`Frontier.live`);
+        budget: `budget(tiles, rows) -> float32[G, 1]`, the budget of G planned pairs given their frontier
+            tiles (float32[G, 1]) and `rows`, which reads their entries of a [P + 1, P + 1] array (0 past the
+            last pair): the budget of a tick's first round follows from its frontier, counted here;
         attack_troops: float32[P + 1, P + 1]; cost, attacker_loss: float32[P + 1, P + 1, 3], per terrain on
         uncovered tiles.
     """
@@ -880,13 +878,15 @@ def plan_takes(counts: jax.Array, counted: jax.Array, budget: jax.Array, attack_
         return jnp.where(terrain == 0, values[:, :1], jnp.where(terrain == 1, values[:, 1:2], values[:, 2:]))
 
     def plan_group(step, carry):
-        counts, cutoff, partial, at_cutoff = carry
+        counts, cutoff, partial, at_cutoff, tiles = carry
         chosen = jax.lax.dynamic_slice_in_dim(pairs, step * group, group)
 
         def rows(values):  # the chosen pairs' rows; zeros past the last pair
             return values.reshape(num_pairs, -1).at[chosen].get(mode="fill", fill_value=0)
 
-        n = computed_once(rows(counts), step >= 0).astype(jnp.float32)
+        read = computed_once(rows(counts), step >= 0)
+        pair_tiles = read.sum(axis=-1, keepdims=True).astype(jnp.float32)  # exact: int32, then < 2^24
+        n = read.astype(jnp.float32)
         if with_cover:
             n, n_covered = n[:, :NUM_BINS] + n[:, NUM_BINS:], n[:, NUM_BINS:]
         pair_cost, pair_loss = rows(cost), rows(attacker_loss)
@@ -897,7 +897,7 @@ def plan_takes(counts: jax.Array, counted: jax.Array, budget: jax.Array, attack_
             bin_cost = bin_cost + share * (bin_cost * (rules.defense_post_cost_factor - 1.0))
             bin_loss = bin_loss + share * (bin_loss * (rules.defense_post_loss_factor - 1.0))
         cost_before, loss_before = _exclusive_cumsum(jnp.stack([n * bin_cost, n * bin_loss]))
-        budget_left = rows(budget) - cost_before
+        budget_left = budget(pair_tiles, rows) - cost_before
         troops_left = rows(attack_troops) - loss_before
         by_budget = budget_left / jnp.maximum(bin_cost, 1e-6)
         by_budget = jnp.where(final_round, jnp.ceil(by_budget), jnp.floor(by_budget))
@@ -917,10 +917,12 @@ def plan_takes(counts: jax.Array, counted: jax.Array, budget: jax.Array, attack_
         # rows are stored, so one value of them depends on the whole read, and summing all of them in
         # `after` was a YNN reduce costing more than the plan's maths).
         counts = after(counts, n[:1, :1]).at[chosen].set(0, mode="drop")
-        return counts, cutoff, partial, at_cutoff
+        tiles = tiles.at[chosen].set(pair_tiles[:, 0], mode="drop")
+        return counts, cutoff, partial, at_cutoff, tiles
 
     per_pair = jnp.zeros(num_pairs, jnp.float32)
-    counts, cutoff, partial, at_cutoff = jax.lax.fori_loop(
+    counts, cutoff, partial, at_cutoff, tiles = jax.lax.fori_loop(
         0, num_groups, plan_group,
-        (counts.reshape(num_pairs, -1), jnp.zeros(num_pairs, jnp.int32), per_pair, per_pair + 1.0))
-    return Plan(*(x.reshape(shape[:2]) for x in (cutoff, partial, at_cutoff)), counts.reshape(shape))
+        (counts.reshape(num_pairs, -1), jnp.zeros(num_pairs, jnp.int32), per_pair, per_pair + 1.0, per_pair))
+    cutoff, partial, at_cutoff, tiles = (x.reshape(shape[:2]) for x in (cutoff, partial, at_cutoff, tiles))
+    return Plan(cutoff, partial, at_cutoff, counts.reshape(shape), tiles)

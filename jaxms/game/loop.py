@@ -213,20 +213,23 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
             update = border_update
         found = frontier_histogram(board, lists, blocks, conquering, seeds[round_index], rules, focus,
                                    None if box is None else beaches._replace(box=box), counts=counts)
-        frontier = found.tiles.astype(jnp.float32)  # B: distinct frontier tiles per pair
         cost, attacker_loss, defender_loss = pair_tile_values(attacks, troops, tiles, state.kind, rules)
-        # The budget comes from the frontier at the tick's start; the tiles on it age (older go first).
+        # The budget comes from the frontier at the tick's start (B: distinct frontier tiles per pair, which
+        # the plan counts); the tiles on it age (older go first). A round spends its share of what is left.
         ratio = jnp.clip(10.0 * attacks / jnp.maximum(troops[None, :], 1e-6),
                          *rules.player_budget_ratio_clamp)
         to_unowned = (jnp.arange(num_slots) == 0)[None, :]
-        budget = jnp.where(to_unowned, rules.unowned_budget_factor,
-                           ratio * rules.player_budget_factor) * (frontier + jitter)
-        budget_left = jnp.where(first, budget, budget_left)
+        factor = jnp.where(to_unowned, rules.unowned_budget_factor, ratio * rules.player_budget_factor)
+
+        def share(frontier, rows):  # the planned pairs' (`plan_takes`), as below for every pair
+            return jnp.where(first, rows(factor) * (frontier + rows(jitter)),
+                             rows(budget_left)) / (num_rounds - round_index)
+
+        plan = plan_takes(found.counts, conquering, share, attacks, cost, attacker_loss, rules,
+                          final_round=last)
+        frontier, counts = plan.tiles, plan.counts
+        budget_left = jnp.where(first, factor * (frontier + jitter), budget_left)
         budget_frontier = jnp.where(first, frontier, budget_frontier)
-        share = budget_left / (num_rounds - round_index)
-        plan = plan_takes(found.counts, conquering, jnp.where(conquering, share, 0.0), attacks, cost,
-                          attacker_loss, rules, final_round=last)
-        counts = plan.counts
         # Take them: `taken` counts exactly the tiles that changed hands, per (attacker, target, cost class:
         # the terrain, and whether a defense post covers the tile).
         board, taken, lists, box = take_tiles(board, found, plan, rules, first, lists, update)
