@@ -156,7 +156,15 @@ def _nation_tribe_attacks(state: GameState, contacts: jax.Array, available: jax.
     is_tribe = (state.kind == PlayerKind.TRIBE) & state.alive
     candidates = contacts & is_tribe[None, :] & deciding[:, None]
     density = state.troops / jnp.maximum(state.tiles.astype(jnp.float32), 1.0)
-    order = jnp.argsort(jnp.where(candidates, density[None, :], jnp.inf), axis=1)  # [P1, P1]
+
+    def by_density(candidates, density):  # [P1, P1]: each row's tribes, the lowest density first
+        return jnp.argsort(jnp.where(candidates, density[None, :], jnp.inf), axis=1)
+
+    def unsorted(candidates, density):  # no candidate anywhere: the order is never read (no rank below)
+        return jnp.broadcast_to(jnp.arange(num_slots), (num_slots, num_slots))
+
+    # XLA CPU's sort is slow (~0.1 ms a tick with 50 tribes): only on ticks where a nation has a candidate.
+    order = cond_any(candidates.any(), by_density, unsorted, candidates, density)
     limits = jnp.asarray(_PARALLEL_TRIBE_ATTACKS, jnp.int32)[state.difficulty]
     limit = jax.random.randint(key, (num_slots,), limits[:, 0], limits[:, 1] + 1)
     easy = state.difficulty == Difficulty.EASY
