@@ -57,6 +57,23 @@ def test_spaces_and_shapes():
     assert space.nbytes == sum(np.asarray(v).nbytes for v in obs.values())
 
 
+@pytest.mark.parametrize("shape", [(16, 5), (37, 23), (64, 64)])
+def test_the_territory_centre_is_the_mean_position_of_the_players_tiles(shape):
+    """`territory_centre`'s packed per-group sums (a count and a sum of rows in one uint16 word) are exact:
+    whole columns owned (16 tiles and rows 0 + ... + 15 in a group), heights that 16 does not divide, random
+    territories and none at all."""
+    from jaxms.env.actions import territory_centre
+
+    rng = np.random.default_rng(sum(shape))
+    grids = [np.ones(shape, np.uint8), rng.integers(0, 3, shape).astype(np.uint8), np.zeros(shape, np.uint8)]
+    for owner in grids:
+        centre, tiles = jax.jit(territory_centre, static_argnums=1)(jnp.asarray(owner), 1)
+        ys, xs = np.nonzero(owner == 1)
+        assert int(tiles) == len(ys)
+        expected = (ys.mean(), xs.mean()) if len(ys) else (0.0, 0.0)
+        np.testing.assert_allclose(np.asarray(centre), expected, rtol=1e-6)
+
+
 def test_wait_is_always_legal_and_a_direction_without_border_is_masked():
     state = alone_in_the_middle(block=(slice(20, 28), slice(0, 8)))  # touching the west edge
     legal = np.asarray(state.legal)

@@ -49,24 +49,29 @@ def decode_action(action: jax.Array) -> tuple[jax.Array, jax.Array]:
     return action // len(INTENSITIES), jnp.asarray(INTENSITIES, jnp.float32)[action % len(INTENSITIES)]
 
 
-ROW_GROUP = 16  # rows summed together as uint8 first (a count of 16 tiles fits, and so does 0 + 1 + ... + 15)
+ROW_GROUP = 16  # rows summed together first (a count of 16 fits in 5 bits, 0 + 1 + ... + 15 = 120 in 7)
 
 
 def territory_centre(owner: jax.Array, player: int | jax.Array) -> tuple[jax.Array, jax.Array]:
     """(centre float32[2] as (y, x), tiles int32): the mean position of `player`'s tiles.
 
-    Summed down the columns, first over groups of ROW_GROUP rows as uint8, then as int32 over the groups:
-    XLA CPU reduces that way about 15x faster than in one int32 or float sum (4096x4096: ~2.6 ms against
-    ~40 ms). The per-column counts and sums of rows are exact integers; the float sums over the columns
-    are exact while below 2^24.
+    Summed down the columns, first over groups of ROW_GROUP rows in small integers (the count and the sum
+    of rows within the group packed in one uint16 word: one pass), then as int32 over the groups: XLA CPU
+    reduces that way about 15x faster than in one int32 or float sum (4096x4096: ~2.6 ms against ~40 ms);
+    the packed word, one pass where there were two, took it from 5.1-5.7 to 4.1-4.2 ms on one core. The
+    per-column counts and sums of rows are exact integers; the float sums over the columns are exact while
+    below 2^24.
     """
     mine = owner == player
     height, width = owner.shape
     whole = height - height % ROW_GROUP
-    groups = mine[:whole].astype(jnp.uint8).reshape(whole // ROW_GROUP, ROW_GROUP, width)
-    in_group = jnp.arange(ROW_GROUP, dtype=jnp.uint8)[None, :, None]
-    count = groups.sum(axis=1, dtype=jnp.uint8).astype(jnp.int32)  # [groups, W]
-    rows = (groups * in_group).sum(axis=1, dtype=jnp.uint8).astype(jnp.int32)  # rows within the group
+    groups = mine[:whole].reshape(whole // ROW_GROUP, ROW_GROUP, width)
+    # One pass for both sums: a tile adds 1 (its count, bits 0-4: at most 16) plus its row within the
+    # group << 5 (bits 5-11: at most 0 + 1 + ... + 15 = 120) to a uint16 word.
+    in_group = (1 + (jnp.arange(ROW_GROUP, dtype=jnp.uint16) << 5))[None, :, None]
+    packed = jnp.where(groups, in_group, jnp.uint16(0)).sum(axis=1, dtype=jnp.uint16)  # [groups, W]
+    count = (packed & 31).astype(jnp.int32)
+    rows = (packed >> 5).astype(jnp.int32)  # rows within the group
     first_row = jnp.arange(0, whole, ROW_GROUP, dtype=jnp.int32)[:, None]
     per_column = count.sum(axis=0)
     row_sum = (rows + first_row * count).sum(axis=0)
