@@ -221,14 +221,17 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
         to_unowned = (jnp.arange(num_slots) == 0)[None, :]
         factor = jnp.where(to_unowned, rules.unowned_budget_factor, ratio * rules.player_budget_factor)
 
-        def share(frontier, rows):  # the planned pairs' (`plan_takes`), as below for every pair
-            return jnp.where(first, rows(factor) * (frontier + rows(jitter)),
-                             rows(budget_left)) / (num_rounds - round_index)
+        def budget_now(frontier, factor, jitter, left):  # the first round's budget, else what is left of it
+            return jnp.where(first, factor * (frontier + jitter), left)
+
+        def share(frontier, rows):  # the planned pairs' share of it this round (`plan_takes`)
+            budget = budget_now(frontier, rows(factor), rows(jitter), rows(budget_left))
+            return budget / (num_rounds - round_index)
 
         plan = plan_takes(found.counts, conquering, share, attacks, cost, attacker_loss, rules,
                           final_round=last)
         frontier, counts = plan.tiles, plan.counts
-        budget_left = jnp.where(first, factor * (frontier + jitter), budget_left)
+        budget_left = budget_now(frontier, factor, jitter, budget_left)  # every pair's, as the plan's
         budget_frontier = jnp.where(first, frontier, budget_frontier)
         # Take them: `taken` counts exactly the tiles that changed hands, per (attacker, target, cost class:
         # the terrain, and whether a defense post covers the tile).
