@@ -491,6 +491,45 @@ def test_jit_and_vmap_agree():
         jax.tree.map(lambda b, o, i=i: np.testing.assert_array_equal(b[i], o), memory, one_memory)
 
 
+@pytest.mark.parametrize("arrays", [PLAINS_ARRAYS, ISLANDS_ARRAYS], ids=["plains", "islands"])
+def test_large_map_path_pools_band_by_band_to_the_same_observation(arrays, monkeypatch):
+    """A large map pools its global view band by band from the board and makes its windows' grids from
+    crops of it (`observe._band_cells`): bit for bit the observation of the whole-grid path. Forced here on a
+    small map, in bands of 2 cell rows (8 tile rows), with blocky random territories (borders everywhere,
+    the agent attacking player 2) on a non-square map (the global view's rows are padded)."""
+    from jaxms.env import observe as observe_module
+
+    rng = np.random.default_rng(5)
+    states = []
+    for k in range(2):
+        coarse = rng.integers(0, 4, (16, 32)).astype(np.uint8)
+        owner = np.kron(coarse, np.ones((8, 8), np.uint8))
+        owner[rng.random(owner.shape) < 0.05] = 0  # holes: unowned land inside territories
+        start = game.new_game(jax.random.key(k), arrays, ["human", "tribe", "tribe", "nation"])  # its terrain
+        states.append(game.set_territory(start, owner, arrays, troops=[50_000, 20_000, 30_000 + k, 40_000])
+                      .replace(attacks=jnp.zeros(start.attacks.shape).at[1, 2].set(500.0)))
+    plan_y, plan_x = fit_plans(128, 256, CONFIG.global_size)
+    window = max(CONFIG.local_view_size, CONFIG.tactical_size)
+    assert observe_module._band_cells(plan_y, plan_x, window) is None  # a small map: whole grids
+
+    def observations():
+        first = jax.jit(lambda s, a: OBSERVER.init(s, a, MASK))
+        then = jax.jit(lambda s, a, m: OBSERVER.observe(s, a, MASK, m))
+        obs, memory = first(states[0], arrays)
+        return obs, then(states[1], arrays, memory)[0]
+
+    whole = observations()
+    monkeypatch.setattr(observe_module, "BANDED_MIN_TILES", 1)
+    monkeypatch.setattr(observe_module, "BAND_TILES", 3 * 4 * 256)  # 3 cell rows: 32 rows -> bands of 2
+    assert observe_module._band_cells(plan_y, plan_x, window) == 2
+    banded = observations()
+    for one, other in zip(whole, banded, strict=True):
+        for name in one:
+            np.testing.assert_array_equal(one[name], other[name], err_msg=name)
+    border = channel(whole[1]["global_map"], "border")
+    assert (border > 0).sum() > 100 and (channel(whole[1]["tactical_map"], "own@t") > 0).any()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The env end to end, rendering
 # ---------------------------------------------------------------------------------------------------------

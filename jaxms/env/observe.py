@@ -110,7 +110,7 @@ from jaxms.env.contract import (  # noqa: F401 (re-exported: the contract's name
 )
 from jaxms.env.views import AxisPlan, box_argmax, crop, fit_plans, pool_max, pool_sums, scatter_max
 from jaxms.game import stats
-from jaxms.game.grid import first_argmin, select_lookup
+from jaxms.game.grid import INFO_TERRAIN_SHIFT, first_argmin, select_lookup
 from jaxms.game.loop import grow, max_troops
 from jaxms.game.rules import Rules
 from jaxms.game.state import GameState, MapArrays
@@ -174,21 +174,41 @@ def _tile_grids(owner: jax.Array, terrain: jax.Array, lookup: jax.Array, target:
     up). Neighbours come from two reduce_windows (bitwise OR over 3 tiles, padded with 0): no padded copy of
     the grid is made (XLA's CPU pad of a computed grid is unvectorised, ~20x slower).
     """
-    land = terrain < WATER
-    is_target = (owner == jnp.maximum(target, 0).astype(jnp.uint8)) & (target >= 0)
-    classes = (jnp.where(land & (owner == 0), UNOWNED_LAND, 0) | jnp.where(owner > AGENT, ENEMY_TILE, 0)
-               | jnp.where(land & is_target, TARGET_LAND, 0) | jnp.where(owner == AGENT, AGENT_TILE, 0)
-               ).astype(jnp.uint8)
+    classes = _classes(owner, terrain < WATER, target)
     zero = jnp.uint8(0)
     rows = jax.lax.reduce_window(classes, zero, jax.lax.bitwise_or, (3, 1), (1, 1), ((1, 1), (0, 0)))
     cols = jax.lax.reduce_window(classes, zero, jax.lax.bitwise_or, (1, 3), (1, 1), ((0, 0), (1, 1)))
+    return {"classes": classes, "near_rows": rows, "near_cols": cols,
+            "looked": _looked(lookup, owner, num_slots), "terrain": terrain}
+
+
+def _slab_grids(owner: jax.Array, info: jax.Array, lookup: jax.Array, target: jax.Array, num_slots: int
+                ) -> dict[str, jax.Array]:
+    """`_tile_grids` of a slab of the board (`GameState.board_owner` / `board_info`, uint8[h + 2, w + 2]):
+    the grids [h, w] of its inner tiles, the ring around them read as their neighbours (the board's zeros
+    beyond the map are water with no owner, as `_tile_grids` reads off the map). The board's terrain bits
+    give the terrain (water where they are 0)."""
+    code = info >> INFO_TERRAIN_SHIFT & 3  # terrain + 1 on land, 0 on water and off the map
+    terrain = jnp.where(code > 0, code - 1, WATER).astype(jnp.uint8)
+    grids = _tile_grids(owner, terrain, lookup, target, num_slots)
+    return {name: grid[1:-1, 1:-1] for name, grid in grids.items()}
+
+
+def _classes(owner: jax.Array, land: jax.Array, target: jax.Array) -> jax.Array:
+    """uint8 class bits of each tile (see `_tile_grids`)."""
+    is_target = (owner == jnp.maximum(target, 0).astype(jnp.uint8)) & (target >= 0)
+    return (jnp.where(land & (owner == 0), UNOWNED_LAND, 0) | jnp.where(owner > AGENT, ENEMY_TILE, 0)
+            | jnp.where(land & is_target, TARGET_LAND, 0) | jnp.where(owner == AGENT, AGENT_TILE, 0)
+            ).astype(jnp.uint8)
+
+
+def _looked(lookup: jax.Array, owner: jax.Array, num_slots: int) -> jax.Array:
+    """uint16 `lookup[owner]` per tile (owner ids below `num_slots`)."""
     if num_slots <= 16:
         # A chain of selects: vector code, where a gather is scalar (1024x1024, 11 players, one core:
         # 0.20 ms against 0.39 ms; with 52 slots the chain is the slower, 1.0 ms).
-        looked = select_lookup(lookup[:num_slots], owner)
-    else:  # the gather reads a materialised table (see `_player_tables`) and is itself materialised
-        looked = lookup[owner]
-    return {"classes": classes, "near_rows": rows, "near_cols": cols, "looked": looked, "terrain": terrain}
+        return select_lookup(lookup[:num_slots], owner)
+    return lookup[owner]  # the gather reads a materialised table (see `_player_tables`)
 
 
 def _tile_planes(grids: dict[str, jax.Array]) -> dict[str, jax.Array]:
@@ -222,6 +242,9 @@ def _near(owner: jax.Array, land: jax.Array, who: jax.Array) -> jax.Array:
     hit = jnp.pad((owner == who) & land, 1)
     return (hit[:-2, 1:-1] | hit[2:, 1:-1]) | (hit[1:-1, :-2] | hit[1:-1, 2:])
 
+
+BANDED_MIN_TILES = 2048 * 2048  # maps this large pool their global view band by band (`_band_cells`)
+BAND_TILES = 1 << 17  # tiles of a band: its per-tile grids, ~1 MB, stay in the cache
 
 # Pooled planes with their largest tile value (it sizes the packed bit fields). The order groups the words
 # (at 8x8 tiles a cell: the class planes in one, the terrain and troop planes in another), so each word's
@@ -282,14 +305,77 @@ def _view(planes: dict[str, jax.Array], pooled_names, plan_y: AxisPlan, plan_x: 
           own_density: jax.Array, structures: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Pool tile planes into a view: (uint8[S, S, 11] channels in CHANNELS order, float32 pooled planes by
     name). `structures` holds the point channels (own and enemy structures, boats): uint8[S, S, 3]."""
-    names = [name for name, _ in pooled_names]
     pooled = pool_sums([(planes[name], top) for name, top in pooled_names], plan_y, plan_x)
-    get = {name: pooled[..., i] for i, name in enumerate(names)}
+    return _channels(pooled, pooled_names, own_density, structures)
+
+
+def _channels(pooled: jax.Array, pooled_names, own_density: jax.Array, structures: jax.Array
+              ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """A view's channels from its pooled planes (float32[S, S, len(pooled_names)]): see `_view`."""
+    get = {name: pooled[..., i] for i, (name, _) in enumerate(pooled_names)}
     fractions = jnp.stack([get["own"], get["enemy"], get["unowned"], get["own"] * (own_density / 255.0),
                            get["enemy_troops"] / 255.0, get["border"], get["water"], get["terrain"] / 2.0],
                           axis=-1)
     quantised = _quantise(fractions)  # the CHANNELS order, structures (point features) apart
     return jnp.concatenate([quantised[..., :6], structures, quantised[..., 6:]], axis=-1), get
+
+
+def _band_cells(plan_y: AxisPlan, plan_x: AxisPlan, window: int) -> int | None:
+    """Cell rows per band when the global view is pooled band by band (`_banded_global`), else None.
+
+    A large map's per-tile grids do not fit in the CPU's caches: made whole, each is written to memory and
+    read back by the pooling (the observation at 4096x4096: ~65 ms, ~50 of them these grids). Made and
+    pooled a band of `BAND_TILES` tiles at a time, they stay in the cache. Needs whole blocks of tiles a
+    cell (`AxisPlan.block`), a map at least `BANDED_MIN_TILES` large and at least `window` (the largest
+    window's side) a side; smaller maps pool the whole grids.
+    """
+    by, bx = plan_y.block, plan_x.block
+    if (by is None or bx is None or plan_y.size * plan_x.size < BANDED_MIN_TILES
+            or min(plan_y.size, plan_x.size) < window):
+        return None
+    covered = plan_y.size // by
+    cells = max(1, min(covered, BAND_TILES // (by * plan_x.size)))
+    while covered % cells:
+        cells -= 1
+    return cells
+
+
+def _banded_global(game: GameState, lookup: jax.Array, target: jax.Array, plan_y: AxisPlan, plan_x: AxisPlan,
+                   band_cells: int) -> tuple[jax.Array, jax.Array]:
+    """The global view's pooled planes (float32[S, S, len(_GLOBAL_POOLED)]) and pooled contact strength
+    (uint8[S, S]), as `pool_sums` and `pool_max` of `_tile_planes` of the whole map give them, made band by
+    band from the board (see `_band_cells`)."""
+    height, width, by = plan_y.size, plan_x.size, plan_y.block
+    rows = band_cells * by
+    band_plan = AxisPlan(rows, band_cells, plan_y.scale)
+    num_slots = game.troops.shape[0]
+
+    def band(i, pooled):
+        sums, strength = pooled
+        # Board rows i * rows .. + rows + 1: the band's map rows and one more on each side.
+        owner = jax.lax.dynamic_slice(game.board_owner, (i * rows, 0), (rows + 2, width + 2))
+        info = jax.lax.dynamic_slice(game.board_info, (i * rows, 0), (rows + 2, width + 2))
+        planes = _tile_planes(_slab_grids(owner, info, lookup, target, num_slots))
+        band_sums = pool_sums([(planes[name], top) for name, top in _GLOBAL_POOLED], band_plan, plan_x)
+        band_strength = pool_max(planes["contact_strength"], band_plan, plan_x)
+        return (jax.lax.dynamic_update_slice(sums, band_sums, (i * band_cells, 0, 0)),
+                jax.lax.dynamic_update_slice(strength, band_strength, (i * band_cells, 0)))
+
+    covered = height // by
+    sums = jnp.zeros((covered, plan_x.cells, len(_GLOBAL_POOLED)), jnp.float32)
+    strength = jnp.zeros((covered, plan_x.cells), jnp.uint8)
+    sums, strength = jax.lax.fori_loop(0, covered // band_cells, band, (sums, strength))
+    pad = (plan_y.offset, plan_y.cells - plan_y.offset - covered)
+    return jnp.pad(sums, (pad, (0, 0), (0, 0))), jnp.pad(strength, (pad, (0, 0)))
+
+
+def _board_window(game: GameState, lookup: jax.Array, target: jax.Array, start: jax.Array, size: int
+                  ) -> dict[str, jax.Array]:
+    """`_window`'s grids of a window inside the map (`start` clamped, the map at least `size` a side), made
+    from a crop of the board one tile larger each side (for the large maps of `_band_cells`)."""
+    owner = jax.lax.dynamic_slice(game.board_owner, (start[0], start[1]), (size + 2, size + 2))
+    info = jax.lax.dynamic_slice(game.board_info, (start[0], start[1]), (size + 2, size + 2))
+    return _slab_grids(owner, info, lookup, target, game.troops.shape[0])
 
 
 def _window(grids: dict[str, jax.Array], start: jax.Array, size: int
@@ -404,13 +490,25 @@ class Observer:
         # 1024x1024 and up (the env reset's compile 7.9 -> 13.7 s at 1024 once they had words of their own).
         owner, terrain = game.owner, jax.lax.optimization_barrier(arrays.terrain)
 
-        # Full resolution: a few per-tile grids, then the whole map pooled (the global view).
-        grids = _tile_grids(owner, terrain, lookup, target, game.troops.shape[0])
+        # Full resolution: a few per-tile grids, then the whole map pooled (the global view); on a large map
+        # band by band, and the windows' grids from crops of the board.
         plan_y, plan_x = fit_plans(height, width, c.global_size)
-        planes = _tile_planes(grids)
-        global_channels, pooled = _view(planes, _GLOBAL_POOLED, plan_y, plan_x, own_density,
-                                        self._points(game, jnp.zeros(2, jnp.int32), plan_y, plan_x))
-        strength = pool_max(planes["contact_strength"], plan_y, plan_x)
+        points = self._points(game, jnp.zeros(2, jnp.int32), plan_y, plan_x)
+        band_cells = _band_cells(plan_y, plan_x, max(c.local_view_size, c.tactical_size))
+        if band_cells is None:
+            grids = _tile_grids(owner, terrain, lookup, target, game.troops.shape[0])
+            planes = _tile_planes(grids)
+            global_channels, pooled = _view(planes, _GLOBAL_POOLED, plan_y, plan_x, own_density, points)
+            strength = pool_max(planes["contact_strength"], plan_y, plan_x)
+
+            def window_grids(start, size):
+                return _window(grids, start, size)[0]
+        else:
+            sums, strength = _banded_global(game, lookup, target, plan_y, plan_x, band_cells)
+            global_channels, pooled = _channels(sums, _GLOBAL_POOLED, own_density, points)
+
+            def window_grids(start, size):
+                return _board_window(game, lookup, target, start, size)
 
         # Window positions, from the pooled grid and one small crop.
         local_centre = self._local_centre(pooled["own"], plan_y, plan_x, height, width)
@@ -428,8 +526,8 @@ class Observer:
             tactical_plan = AxisPlan(tactical, tactical, Fraction(1))
             for name, start, size, plan in (("local_map", local_start, local_size, local_plan),
                                             ("tactical_map", tactical_start, tactical, tactical_plan)):
-                window, _ = _window(grids, start, size)
-                channels, _ = _view(_tile_planes(window), _VIEW_POOLED, plan, plan, own_density,
+                planes = _tile_planes(window_grids(start, size))
+                channels, _ = _view(planes, _VIEW_POOLED, plan, plan, own_density,
                                     self._points(game, start, plan, plan))
                 frame[name] = self._split(channels)
 
