@@ -525,7 +525,10 @@ def test_large_map_path_pools_band_by_band_to_the_same_observation(arrays, monke
     banded = observations()
     for one, other in zip(whole, banded, strict=True):
         for name in one:
-            np.testing.assert_array_equal(one[name], other[name], err_msg=name)
+            if name == "features":  # float32, the suite's -O0 may round two programs an ulp apart
+                np.testing.assert_allclose(one[name], other[name], rtol=1e-6, err_msg=name)
+            else:
+                np.testing.assert_array_equal(one[name], other[name], err_msg=name)
     border = channel(whole[1]["global_map"], "border")
     assert (border > 0).sum() > 100 and (channel(whole[1]["tactical_map"], "own@t") > 0).any()
 
