@@ -339,11 +339,12 @@ def _band_cells(plan_y: AxisPlan, plan_x: AxisPlan, window: int) -> int | None:
     read back by the pooling (the observation at 4096x4096: ~65 ms, ~50 of them these grids). Made and
     pooled a band of `BAND_TILES` tiles at a time, they stay in the cache. Needs whole blocks of tiles a
     cell (`AxisPlan.block`), a map at least `BANDED_MIN_TILES` large and at least `window` (the largest
-    window's side) a side; smaller maps pool the whole grids.
+    window's side) a side; smaller maps pool the whole grids. On a CPU only: a GPU's memory bandwidth makes
+    whole-map passes cheap, and a loop of small kernels is what it does worst (not measured there).
     """
     by, bx = plan_y.block, plan_x.block
     if (by is None or bx is None or plan_y.size * plan_x.size < BANDED_MIN_TILES
-            or min(plan_y.size, plan_x.size) < window):
+            or min(plan_y.size, plan_x.size) < window or jax.default_backend() != "cpu"):
         return None
     covered = plan_y.size // by
     cells = max(1, min(covered, BAND_TILES // (by * plan_x.size)))
