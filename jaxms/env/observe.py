@@ -111,16 +111,7 @@ from jaxms.env.contract import (  # noqa: F401 (re-exported: the contract's name
     TRANSITION_BUDGET,
     ObsConfig,
 )
-from jaxms.env.views import (
-    AxisPlan,
-    box_argmax,
-    crop,
-    fit_plans,
-    pool_max,
-    pool_sums,
-    pooled_planes,
-    scatter_max,
-)
+from jaxms.env.views import AxisPlan, box_argmax, crop, fit_plans, pool_max, pool_sums, scatter_max
 from jaxms.game import stats
 from jaxms.game.grid import INFO_TERRAIN_SHIFT, first_argmin, select_lookup
 from jaxms.game.loop import grow, max_troops
@@ -317,14 +308,14 @@ def _view(planes: dict[str, jax.Array], pooled_names, plan_y: AxisPlan, plan_x: 
           own_density: jax.Array, structures: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Pool tile planes into a view: (uint8[S, S, 11] channels in CHANNELS order, float32 pooled planes by
     name). `structures` holds the point channels (own and enemy structures, boats): uint8[S, S, 3]."""
-    pooled = pooled_planes([(planes[name], top) for name, top in pooled_names], plan_y, plan_x)
+    pooled = pool_sums([(planes[name], top) for name, top in pooled_names], plan_y, plan_x)
     return _channels(pooled, pooled_names, own_density, structures)
 
 
-def _channels(pooled: list[jax.Array], pooled_names, own_density: jax.Array, structures: jax.Array
+def _channels(pooled: jax.Array, pooled_names, own_density: jax.Array, structures: jax.Array
               ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """A view's channels from its pooled planes (float32[S, S] each, in `pooled_names` order): see `_view`."""
-    get = {name: plane for (name, _), plane in zip(pooled_names, pooled, strict=True)}
+    """A view's channels from its pooled planes (float32[S, S, len(pooled_names)]): see `_view`."""
+    get = {name: pooled[..., i] for i, (name, _) in enumerate(pooled_names)}
     fractions = jnp.stack([get["own"], get["enemy"], get["unowned"], get["own"] * (own_density / 255.0),
                            get["enemy_troops"] / 255.0, get["border"], get["water"], get["terrain"] / 2.0],
                           axis=-1)
@@ -518,8 +509,7 @@ class Observer:
                 return _window(grids, start, size)[0]
         else:
             sums, strength = _banded_global(game, lookup, target, plan_y, plan_x, band_cells)
-            global_channels, pooled = _channels([sums[..., i] for i in range(sums.shape[-1])], _GLOBAL_POOLED,
-                                                own_density, points)
+            global_channels, pooled = _channels(sums, _GLOBAL_POOLED, own_density, points)
 
             def window_grids(start, size):
                 return _board_window(game, lookup, target, start, size)
