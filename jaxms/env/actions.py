@@ -188,7 +188,7 @@ def _gather(flags: jax.Array, keys: jax.Array) -> jax.Array:
 
 def _landing_blocks(state: GameState, arrays: MapArrays, player: int, attackable_owner: jax.Array
                     ) -> tuple[jax.Array, jax.Array]:
-    """(has_candidate bool[Hc * Wc]: whether each k x k block holds a tile the player could land on,
+    """(has_candidate bool[Hc, Wc]: whether each k x k block holds a tile the player could land on,
     touched bool[256]: the water bodies its coast touches).
 
     The bodies are read per block (the highest body a block's coast of the player touches, so a block
@@ -225,7 +225,8 @@ def _landing_blocks(state: GameState, arrays: MapArrays, player: int, attackable
 
     # The whole map only for a map with more shore than its list holds (the costly branch: see cond_any).
     unlisted = arrays.num_shore_tiles > arrays.shore_tiles.shape[0]
-    return cond_any(unlisted, whole, listed, state.board_owner, attackable_owner, arrays)
+    has_candidate, touched = cond_any(unlisted, whole, listed, state.board_owner, attackable_owner, arrays)
+    return has_candidate.reshape(rows, cols), touched
 
 
 def _nearest_landings(state: GameState, arrays: MapArrays, centre: jax.Array, player: int) -> jax.Array:
@@ -241,8 +242,7 @@ def _nearest_landings(state: GameState, arrays: MapArrays, centre: jax.Array, pl
     slots = jnp.arange(num_slots)
     attackable_owner = (state.alive | (slots == 0)) & (slots != player)
     has_candidate, touched = _landing_blocks(state, arrays, player, attackable_owner)
-    rows, cols = -(-height // k), -(-width // k)
-    has_candidate = has_candidate.reshape(rows, cols)
+    rows, cols = has_candidate.shape
     block_y = (jnp.arange(rows, dtype=jnp.float32) * k + (k - 1) / 2)[:, None] - centre[0]
     block_x = (jnp.arange(cols, dtype=jnp.float32) * k + (k - 1) / 2)[None, :] - centre[1]
     # Per sector, the nearest block with a candidate, the first in row-major order among equals: two
