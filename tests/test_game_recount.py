@@ -17,10 +17,13 @@ from functools import partial
 
 import jax
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pytrees import assert_same_trees
 
 from jaxms import game, load_map
+from jaxms.game import conquest
 from jaxms.game.blocks import border_tiles, frontier_row
 from jaxms.game.bots import border_contacts, border_contacts_dense, scripted_bots, state_contacts
 from jaxms.game.grid import BLOCK
@@ -106,3 +109,19 @@ def test_carried_counts_equal_a_recount(name, seed):
         assert_border_list_complete(state, borders)
         assert_frontier_list_complete(state, game_map.land)
     assert int(state.tick) == TICKS
+
+
+@pytest.mark.parametrize("name", ["continents_192_s4", "continents_128"])
+def test_frontier_taken_page_by_page_as_in_one(name, monkeypatch):
+    """The conquest counts and takes a chunk's (or a small map's whole) frontier tiles a page of
+    FRONTIER_PAGE at a time: with pages of 32 (many a chunk) the game is the same, bit for bit, as with the
+    usual pages (one a chunk here). The 192 x 192 map is read by blocks, the 128 x 128 one whole."""
+    arrays = ARRAYS.get(name) or game.map_arrays(load_map(name))
+    state = game.new_game(jax.random.key(3), arrays, ["human"] + ["tribe"] * 5 + ["nation"] * 2)
+    state = game.launch_attack(state, 1, 0, 10_000)
+    usual = run(state, arrays, EVERY)[0]
+    monkeypatch.setattr(conquest, "FRONTIER_PAGE", 32)
+    # A new function, so that it is traced again (JAX caches a function's trace): 32 tiles a page.
+    paged = jax.jit(lambda s, a: run.__wrapped__(s, a, EVERY))(state, arrays)[0]
+    assert_same_trees(usual, paged)
+    assert int(usual.tiles[1:].sum()) > 0

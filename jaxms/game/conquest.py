@@ -36,8 +36,9 @@ state's own (`GameState.board_owner` / `board_info`), written in place. A round 
 at its start, except on a round that reads more than SAVED_CHUNKS chunks (1,296 blocks): the later
 chunks' frontiers are found again when taking, on the board as the round's earlier chunks left it (tiles
 on their edges may see those takes, as the engine's one-by-one conquest would), since reading the
-round's starting board there would need a copy of the grids. The shape of the code follows XLA's CPU
-backend: gathers are kept out of element-wise loops (they would turn vector code into scalar code),
+round's starting board there would need a copy of the grids. Within a chunk (or a small map), only the
+frontier tiles are counted and taken, listed once found (`_frontier_list`). The shape of the code follows
+XLA's CPU backend: gathers are kept out of element-wise loops (they would turn vector code into scalar code),
 results used several times are stored once (`computed_once`), and pad, cumsum and nonzero are avoided
 (each is several times slower there than what replaces it). Each piece is traced once: the rounds of a
 tick are one loop (`loop.conquer`), and so are a round's chunks, whether their frontier was saved or is found
@@ -82,6 +83,9 @@ NUM_BINS = NUM_AGES * NUM_K * NUM_TERRAIN * NUM_DRAWS  # 1344
 _TERRAIN_BITS = 3 << INFO_TERRAIN_SHIFT  # non-zero on land
 PLAN_PAIRS = 8  # (attacker, target) pairs per step of the loop that plans the takes
 SAVED_CHUNKS = 16  # chunks whose frontier is kept from counting to taking (later ones are found again)
+# Frontier tiles counted and taken together (`_frontier_list`): a chunk of 81 windows holds ~400-1,000 (2048 x
+# 2048, 50 tribes), 1,024 a page was as fast as 512 and 2,048 (one core of a 2-core Intel Xeon).
+FRONTIER_PAGE = 1024
 
 
 @cache
@@ -505,6 +509,10 @@ class Frontier(NamedTuple):
     focus: jax.Array | None  # float32[4]: the agent's directed attack (`_focus_bonus`), None for none
     blocks: Listed | None = None  # the blocks read (a board read by blocks)
     beaches: Beaches | None = None  # boat attacks held at their beach (None on a map without water)
+    # The frontier tiles of `saved` (`_frontier_list`): int32[L] of the whole board, or [SAVED_CHUNKS + 1, L]
+    # per chunk, with their pages (int32[] or [SAVED_CHUNKS + 1]).
+    listed: jax.Array | None = None
+    pages: jax.Array | None = None
 
 
 def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | None, live: jax.Array,
@@ -525,28 +533,59 @@ def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | 
     segments = partial(_segments, live=live, seed=seed, focus=focus, focus_bonus=rules.focus_age_bonus,
                        beaches=beaches)
 
-    def count(counts, segment):  # (a pair's frontier tiles are its row's sum: `plan_takes` adds them up)
-        return counts.at[_sorted(segment, rules)].add(1, mode="drop")
+    off_frontier = _off_frontier(board, num_slots)
+
+    def count(counts, segment, listed, num_pages):  # (a pair's frontier tiles: its row's sum, `plan_takes`)
+        def count_page(page, counts):
+            _, segment_page = _frontier_page(segment, listed, page, off_frontier)
+            return counts.at[_sorted(segment_page, rules)].add(1, mode="drop")
+
+        return jax.lax.fori_loop(0, num_pages, count_page, counts)
 
     shape = counts.shape
     counts = counts.ravel()
     if board.whole:
         segment = segments(board, _whole(board), token=live.sum() >= 0)
-        return Frontier(count(counts, segment).reshape(shape), segment, live, seed, focus, beaches=beaches)
+        listed, num_pages = _frontier_list(segment, off_frontier)
+        return Frontier(count(counts, segment, listed, num_pages).reshape(shape), segment, live, seed, focus,
+                        beaches=beaches, listed=listed, pages=num_pages)
 
     num_rows, cols = _block_counts(board)
     chunk_tiles = chunk_blocks(num_rows * cols) * (BLOCK + 2) ** 2 - 2 * (BLOCK + 2)
 
     def count_chunk(step, carry):
-        counts, saved = carry
+        counts, saved, saved_listed, saved_pages = carry
         segment = segments(board, _chunk(board, lists.ids, blocks, step), token=step >= 0)
-        saved = jax.lax.dynamic_update_index_in_dim(saved, segment, jnp.minimum(step, SAVED_CHUNKS), 0)
-        return count(counts, segment), saved
+        listed, num_pages = _frontier_list(segment, off_frontier)
+        at = jnp.minimum(step, SAVED_CHUNKS)
+        saved = jax.lax.dynamic_update_index_in_dim(saved, segment, at, 0)
+        saved_listed = jax.lax.dynamic_update_index_in_dim(saved_listed, listed, at, 0)
+        saved_pages = saved_pages.at[at].set(num_pages)
+        return count(counts, segment, listed, num_pages), saved, saved_listed, saved_pages
 
     # Off the frontier until found: under vmap an env may have fewer chunks than the loop runs.
-    saved = jnp.full((SAVED_CHUNKS + 1, chunk_tiles), _off_frontier(board, num_slots), jnp.int32)
-    counts, saved = jax.lax.fori_loop(0, blocks.num_chunks, count_chunk, (counts, saved))
-    return Frontier(counts.reshape(shape), saved, live, seed, focus, blocks, beaches)
+    saved = jnp.full((SAVED_CHUNKS + 1, chunk_tiles), off_frontier, jnp.int32)
+    saved_listed = jnp.full((SAVED_CHUNKS + 1, -(-chunk_tiles // FRONTIER_PAGE) * FRONTIER_PAGE), chunk_tiles,
+                            jnp.int32)
+    carry = (counts, saved, saved_listed, jnp.zeros(SAVED_CHUNKS + 1, jnp.int32))
+    counts, saved, saved_listed, saved_pages = jax.lax.fori_loop(0, blocks.num_chunks, count_chunk, carry)
+    return Frontier(counts.reshape(shape), saved, live, seed, focus, blocks, beaches, saved_listed,
+                    saved_pages)
+
+
+def _frontier_list(segment: jax.Array, off_frontier: int) -> tuple[jax.Array, jax.Array]:
+    """(int32[L]: the indices of the frontier tiles of `segment` (int32[N], `_segments`), then N; the pages
+    of FRONTIER_PAGE of them a loop reads). Counting and taking read the frontier tiles only: ~5-25% of a
+    chunk's window tiles, and every scatter and gather over tiles costs its length on a CPU."""
+    return compact(segment < off_frontier, FRONTIER_PAGE)
+
+
+def _frontier_page(segment: jax.Array, listed: jax.Array, page: jax.Array, off_frontier: int
+                   ) -> tuple[jax.Array, jax.Array]:
+    """(int32[FRONTIER_PAGE]: page `page` of the indices `listed` (`_frontier_list`), their segments; past the
+    list's end the index N and the segment off the frontier)."""
+    at = jax.lax.dynamic_slice_in_dim(listed, page * FRONTIER_PAGE, FRONTIER_PAGE)
+    return at, segment.at[at].get(mode="fill", fill_value=off_frontier)
 
 
 def _windows(flat: jax.Array) -> jax.Array:
@@ -610,8 +649,7 @@ def take_tiles(board: Board, frontier: Frontier, plan: Plan, rules: Rules, first
     off_frontier = _off_frontier(board, num_slots)
     cutoff, partial, at_cutoff = plan.cutoff.ravel(), plan.partial.ravel(), plan.at_cutoff.ravel()
 
-    def take(tiles, segment, owner, info, taken, token):
-        place = tiles.place[tiles.stride:-tiles.stride]
+    def take(place, segment, owner, info, taken, token):
         # 24 random bits as a uniform in [0, 1): a tile of the boundary bin is taken with its bin's share.
         tie = hash_bits(frontier.seed[1], _map_index(board, place))
         # Covered or not, a bin's tiles are taken with the same chance. Off the frontier the pair is past
@@ -642,18 +680,34 @@ def take_tiles(board: Board, frontier: Frontier, plan: Plan, rules: Rules, first
 
     beaches = frontier.beaches
 
-    def grow_boxes(tiles, pair, box):  # the held pairs' boxes, grown to hold what they took
+    def take_listed(place, segment, listed, num_pages, owner, info, taken, box, lost=False):
+        """`take` of the frontier tiles `listed` (`_frontier_list`) of tiles `place` (int32[N]), a page at a
+        time; with `lost`, also which tiles changed hands (bool[N]; else None)."""
+
+        def take_page(page, carry):
+            owner, info, taken, box, changed = carry
+            at, segment_page = _frontier_page(segment, listed, page, off_frontier)
+            place_page = place.at[at].get(mode="fill", fill_value=0)
+            owner, info, taken, pair = take(place_page, segment_page, owner, info, taken, page >= 0)
+            if changed is not None:
+                changed = changed.at[at].set(pair >= 0, mode="drop")
+            return owner, info, taken, grow_boxes(place_page, pair, box), changed
+
+        changed = jnp.zeros(place.shape, jnp.bool_) if lost else None
+        return jax.lax.fori_loop(0, loop_bound(num_pages), take_page, (owner, info, taken, box, changed))
+
+    def grow_boxes(place, pair, box):  # the held pairs' boxes, grown to hold what they took
         if beaches is None:
             return box
-        place = tiles.place[tiles.stride:-tiles.stride]
         return _grow_boxes(board, place, jnp.where(pair >= 0, pair // halves, -1), beaches, box)
 
     taken = jnp.zeros(num_slots * num_slots * halves * NUM_TERRAIN, jnp.int32)
     box = None if beaches is None else beaches.box
     if board.whole:
-        owner, info, taken, pair = take(_whole(board), frontier.saved, board.owner, board.info, taken,
-                                        frontier.live.sum() >= 0)
-        box = grow_boxes(_whole(board), pair, box)
+        whole = _whole(board)
+        owner, info, taken, box, _ = take_listed(whole.place[whole.stride:-whole.stride], frontier.saved,
+                                                 frontier.listed, frontier.pages, board.owner, board.info,
+                                                 taken, box)
     else:
         num_rows, cols = _block_counts(board)
 
@@ -666,13 +720,18 @@ def take_tiles(board: Board, frontier: Frontier, plan: Plan, rules: Rules, first
             # more than SAVED_CHUNKS chunks) are found again on the board as this round's earlier chunks
             # left it: reading the round's starting board there would need a copy of the grids (a pass over
             # the map) on such rounds. (`step` is not batched: a real branch, and `take` compiled once.)
-            segment = jax.lax.cond(
-                step < saved_chunks, lambda: frontier.saved[jnp.minimum(step, SAVED_CHUNKS)],
-                lambda: _segments(board._replace(owner=owner, info=info), tiles, frontier.live, frontier.seed,
-                                  step >= 0, frontier.focus, rules.focus_age_bonus, beaches))
-            owner, info, taken, pair = take(tiles, segment, owner, info, taken, step >= 0)
-            box = grow_boxes(tiles, pair, box)
-            lost = pair >= 0
+
+            def found_again():
+                segment = _segments(board._replace(owner=owner, info=info), tiles, frontier.live,
+                                    frontier.seed, step >= 0, frontier.focus, rules.focus_age_bonus, beaches)
+                return segment, *_frontier_list(segment, off_frontier)
+
+            at = jnp.minimum(step, SAVED_CHUNKS)
+            segment, listed, num_pages = jax.lax.cond(
+                step < saved_chunks, lambda: (frontier.saved[at], frontier.listed[at], frontier.pages[at]),
+                found_again)
+            owner, info, taken, box, lost = take_listed(tiles.place[tiles.stride:-tiles.stride], segment,
+                                                        listed, num_pages, owner, info, taken, box, lost=True)
             edges = _across_edges(tiles, lost, num_rows, cols)
             # Both lists get all their candidates in one batched append (own blocks first, then across each
             # edge): the next tick's border list the blocks where tiles changed hands, the next round's list
