@@ -12,7 +12,8 @@ application or per seam call. Sections (`--sections`, all by default):
   ticks, the multi-scale observation, auto-reset): ms per tick (batch and per env), ns per tile per tick,
   env steps/s, a batch's cost per env relative to one env of the same size, state bytes per env, XLA's
   peak memory estimate of the step and compile time.
-- ticks: one env at each size in `--tick-sizes` with each tribe count in `--tribes`: ms per tick, both
+- ticks: one env at each size in `--tick-sizes` with each tribe count in `--tribes`: ms per tick of a run
+  of `--tick-count` ticks handing the conquest's buffers on as the env's step does (`run_ticks`), both
   vmapped over a batch of one (as training runs it: a `cond` on a batched flag computes both branches)
   and as the plain function ("plain"); the activity (tiles held by players, tiles changing hands per tick,
   live attacks) so cases can be compared; state MB per env; compile time. Then the ratio
@@ -68,7 +69,16 @@ from jaxms.env.actions import WAIT_ACTION
 from jaxms.game.boats import BOATS_PER_PLAYER, step_boats
 from jaxms.game.bots import scripted_bots
 from jaxms.game.grid import board_layout
-from jaxms.game.loop import _retreats, check_win, conquer, grow, launch_orders, tick
+from jaxms.game.loop import (
+    _retreats,
+    check_win,
+    conquer,
+    conquest_scratch,
+    grow,
+    launch_orders,
+    tick,
+    tick_carrying,
+)
 from jaxms.game.structures import capture_structures
 
 TARGET_TICK_MS_1024 = 1.0  # issue 12: one tick, 1024x1024, 10 tribes, 1 env
@@ -139,20 +149,26 @@ def warmed_up(env, params, num_steps: int):
 
 def game_ticks(env, num_ticks: int, batched: bool = True):
     """A jittable scan of `num_ticks` game ticks (scripted bots) over a batch of games (or one game when not
-    `batched`); the map's arrays are an argument (`env.map_arrays(params)`), as in the env's step. Returns
-    the games and the tiles per player after each tick (int32[num_ticks, (N,) P + 1])."""
+    `batched`); the map's arrays are an argument (`env.map_arrays(params)`), as in the env's step, and so are
+    the conquest's buffers made once a call and handed from tick to tick (`run_ticks`). Returns the games and
+    the tiles per player after each tick (int32[num_ticks, (N,) P + 1])."""
 
-    def one(game, arrays):
-        return tick(game, arrays, env.rules, scripted_bots)
+    def one(carry, arrays):
+        return tick_carrying(*carry, arrays, env.rules, scripted_bots)
+
+    def scratch(game):
+        return conquest_scratch(game, env.rules)
 
     step = jax.vmap(one, in_axes=(0, None)) if batched else one
 
     def run(games, arrays):
-        def body(g, _):
-            g = step(g, arrays)
-            return g, g.tiles
+        def body(carry, _):
+            carry = step(carry, arrays)
+            return carry, carry[0].tiles
 
-        return jax.lax.scan(body, games, None, length=num_ticks)
+        carry = (games, jax.vmap(scratch)(games) if batched else scratch(games))
+        (games, _), tiles = jax.lax.scan(body, carry, None, length=num_ticks)
+        return games, tiles
 
     return run
 

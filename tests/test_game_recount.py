@@ -98,7 +98,7 @@ def test_carried_counts_equal_a_recount(name, seed):
     state = game.launch_attack(state, 1, 0, 10_000)
     for _ in range(TICKS // EVERY):
         state, scratch = run(state, arrays, EVERY)
-        assert not np.asarray(scratch).any(), "a tick left counts in the histogram table it hands on"
+        assert not np.asarray(scratch.counts).any(), "a tick left counts in the histogram table it hands on"
         owner = np.asarray(state.owner)
         assert not owner[~game_map.land].any(), "water is never owned"
         counts = np.bincount(owner[game_map.land], minlength=9)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxms.game.boats import free_beaches, step_boats
-from jaxms.game.conquest import frontier_histogram, pair_tile_values, plan_takes
+from jaxms.game.conquest import ConquestScratch, frontier_histogram, pair_tile_values, plan_takes
 from jaxms.game.control import after, loop_bound
 from jaxms.game.grid import uniform_integers
 from jaxms.game.rules import PlayerKind, Rules
@@ -98,18 +98,14 @@ def _has_posts(state: GameState, rules: Rules) -> bool:
     return rules.defense_posts and state.structure_kind.shape[0] > 0
 
 
-def conquest_scratch(state: GameState, rules: Rules) -> jax.Array:
-    """The conquest's histogram table, all zeros (`Frontier.counts`: int32[P + 1, P + 1, (2,) 1344]).
-
-    Every tick leaves it all zeros again (each round's plan zeroes the rows it read), so a run of ticks makes
-    it once and hands it from tick to tick (`tick_carrying`) rather than writing it every tick: with 50
-    tribes it is 14.5 MB, and its zeros were ~0.5 ms of a 5.8 ms tick at 1024x1024 (one core, AMD EPYC).
-    """
-    from jaxms.game.conquest import NUM_BINS
+def conquest_scratch(state: GameState, rules: Rules) -> ConquestScratch:
+    """The conquest's buffers for `state`'s game (`ConquestScratch`): a zeroed table, and the rest."""
+    from jaxms.game.conquest import NUM_BINS, frontier_scratch
 
     num_slots = state.troops.shape[0]
     halves = (2,) if _has_posts(state, rules) else ()  # a half for covered tiles (`Board.cover_halves`)
-    return jnp.zeros((num_slots, num_slots, *halves, NUM_BINS), jnp.int32)
+    return ConquestScratch(jnp.zeros((num_slots, num_slots, *halves, NUM_BINS), jnp.int32),
+                           *frontier_scratch(state.height, state.width))
 
 
 def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -> GameState:
@@ -117,10 +113,10 @@ def conquer(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array) -
     return conquer_carrying(state, arrays, rules, key, conquest_scratch(state, rules))[0]
 
 
-def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array, counts: jax.Array
-                     ) -> tuple[GameState, jax.Array]:
+def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax.Array,
+                     scratch: ConquestScratch) -> tuple[GameState, ConquestScratch]:
     """Every conquering attack spends this tick's budget (see game/conquest.py); attacks end as in §5.
-    `counts` is the histogram's table, all zeros (`conquest_scratch`); it is returned all zeros again.
+    `scratch`: the conquest's buffers (`conquest_scratch`), handed back for the next tick.
 
     The agent's directed attack (`GameState.focus` of player 1): tiles next to it within 45 degrees of its
     direction count `focus_age_bonus` ticks older in the priority, so its attack takes them first (engine
@@ -196,7 +192,7 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
     def one_round(round_index, carry):
         """Round `round_index` (traced: the rounds are one loop, compiled once) of the tick's conquest."""
         (grids, lists, blocks, troops, tiles, attacks, budget_left, budget_frontier, taken_total, box,
-         counts) = carry
+         scratch) = carry
         board = with_grids(grids)
         first, last = round_index == 0, round_index == num_rounds - 1
         conquering = live & (attacks >= 1.0)
@@ -212,7 +208,8 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
         elif lists is not None:
             update = border_update
         found = frontier_histogram(board, lists, blocks, conquering, seeds[round_index], rules, focus,
-                                   None if box is None else beaches._replace(box=box), counts=counts)
+                                   None if box is None else beaches._replace(box=box), counts=scratch.counts,
+                                   saved=scratch.saved, saved_listed=scratch.listed)
         cost, attacker_loss, defender_loss = pair_tile_values(attacks, troops, tiles, state.kind, rules)
         # The budget comes from the frontier at the tick's start (B: distinct frontier tiles per pair, which
         # the plan counts); the tiles on it age (older go first). A round spends its share of what is left.
@@ -230,7 +227,10 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
 
         plan = plan_takes(found.counts, conquering, share, attacks, cost, attacker_loss, rules,
                           final_round=last)
-        frontier, counts = plan.tiles, plan.counts
+        frontier = plan.tiles
+        # (On a map read by blocks the round kept its first chunks' frontiers in the scratch's buffers.)
+        scratch = scratch._replace(counts=plan.counts, **({} if board.whole else
+                                                          {"saved": found.saved, "listed": found.listed}))
         budget_left = budget_now(frontier, factor, jitter, budget_left)  # every pair's, as the plan's
         budget_frontier = jnp.where(first, frontier, budget_frontier)
         # Take them: `taken` counts exactly the tiles that changed hands, per (attacker, target, cost class:
@@ -246,16 +246,16 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
         tiles = (tiles + taken_pairs.sum(axis=1).astype(jnp.int32)
                  - taken_pairs.sum(axis=0).astype(jnp.int32))
         return ((board.owner, board.info, board.stamp), lists, blocks, troops, tiles, attacks, budget_left,
-                budget_frontier, taken_total + taken_pairs, box, counts)
+                budget_frontier, taken_total + taken_pairs, box, scratch)
 
     # Boat attacks held at their beach (game/boats.py; none can be on a map without water): the held pairs
     # are listed once a tick (a box only grows during the tick).
     beaches = held_beaches(state.beach_box) if arrays.water else None
     zeros = jnp.zeros(live.shape, jnp.float32)
     carry = ((board.owner, board.info, board.stamp), lists, blocks, state.troops, state.tiles, state.attacks,
-             zeros, zeros, zeros, None if beaches is None else beaches.box, counts)
-    grids, lists, _, troops, tiles, attacks, _, budget_frontier, taken_total, box, counts = jax.lax.fori_loop(
-        0, num_rounds, one_round, carry)
+             zeros, zeros, zeros, None if beaches is None else beaches.box, scratch)
+    (grids, lists, _, troops, tiles, attacks, _, budget_frontier, taken_total, box,
+     scratch) = jax.lax.fori_loop(0, num_rounds, one_round, carry)
     board = with_grids(grids)
 
     # An attack with no frontier at the tick's start has nothing to take: its troops go home.
@@ -276,7 +276,7 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
                               frontier_pairs=conquering_first & ~held)
     # The ageing read the grid that an annihilation writes in place: made to come first (`control.after`).
     return _annihilate(state.replace(board_owner=after(state.board_owner, state.block_counts)), taken_total,
-                       rules), counts
+                       rules), scratch
 
 
 def _annihilate(state: GameState, taken: jax.Array, rules: Rules) -> GameState:
@@ -336,10 +336,10 @@ def tick(state: GameState, arrays: MapArrays, rules: Rules = Rules(), bots: Poli
     return tick_carrying(state, conquest_scratch(state, rules), arrays, rules, bots)[0]
 
 
-def tick_carrying(state: GameState, scratch: jax.Array, arrays: MapArrays, rules: Rules = Rules(),
+def tick_carrying(state: GameState, scratch: ConquestScratch, arrays: MapArrays, rules: Rules = Rules(),
                   bots: Policy = no_bots) -> tuple[GameState, jax.Array]:
-    """`tick`, handed the conquest's zeroed table (`conquest_scratch`) and handing it on: a loop of ticks
-    carries it rather than zeroing a new one every tick. Returns (state, scratch)."""
+    """`tick`, handed the conquest's buffers (`conquest_scratch`) and handing them on: a loop of ticks
+    carries them rather than making new ones every tick. Returns (state, scratch)."""
     key, conquest_key, bots_key = jax.random.split(state.key, 3)
     # The win check reads per-player counts only: computed every tick, kept on its ticks.
     checked = check_win(state, arrays, rules).winner
