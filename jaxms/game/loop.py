@@ -228,9 +228,9 @@ def conquer_carrying(state: GameState, arrays: MapArrays, rules: Rules, key: jax
         plan = plan_takes(found.counts, conquering, share, attacks, cost, attacker_loss, rules,
                           final_round=last)
         frontier = plan.tiles
-        # (On a map read by blocks the round kept its first chunks' frontiers in the scratch's buffers.)
-        scratch = scratch._replace(counts=plan.counts, **({} if board.whole else
-                                                          {"saved": found.saved, "listed": found.listed}))
+        scratch = scratch._replace(counts=plan.counts)
+        if not board.whole:  # the round kept its first chunks' frontiers in the scratch's buffers
+            scratch = scratch._replace(saved=found.saved, listed=found.listed)
         budget_left = budget_now(frontier, factor, jitter, budget_left)  # every pair's, as the plan's
         budget_frontier = jnp.where(first, frontier, budget_frontier)
         # Take them: `taken` counts exactly the tiles that changed hands, per (attacker, target, cost class:
@@ -337,7 +337,7 @@ def tick(state: GameState, arrays: MapArrays, rules: Rules = Rules(), bots: Poli
 
 
 def tick_carrying(state: GameState, scratch: ConquestScratch, arrays: MapArrays, rules: Rules = Rules(),
-                  bots: Policy = no_bots) -> tuple[GameState, jax.Array]:
+                  bots: Policy = no_bots) -> tuple[GameState, ConquestScratch]:
     """`tick`, handed the conquest's buffers (`conquest_scratch`) and handing them on: a loop of ticks
     carries them rather than making new ones every tick. Returns (state, scratch)."""
     key, conquest_key, bots_key = jax.random.split(state.key, 3)
