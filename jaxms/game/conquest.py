@@ -85,7 +85,9 @@ _TERRAIN_BITS = 3 << INFO_TERRAIN_SHIFT  # non-zero on land
 PLAN_PAIRS = 8  # (attacker, target) pairs per step of the loop that plans the takes
 SAVED_CHUNKS = 16  # chunks whose frontier is kept from counting to taking (later ones are found again)
 # Frontier tiles counted and taken together (`_frontier_list`): a chunk of 81 windows holds ~400-1,000 (2048 x
-# 2048, 50 tribes), 1,024 a page was as fast as 512 and 2,048 (one core of a 2-core Intel Xeon).
+# 2048, 50 tribes). Pages of 512 / 1,024 / 2,048 cost 7.07 / 7.23 / 7.49 ms a tick there, 256 / 512 / 1,024
+# 1.49 / 1.48 / 1.50 ms at 1024 x 1024 with 10 tribes (one core of a 2-core Intel Xeon; noise ~0.2 ms):
+# 1,024 keeps nearly every chunk to one page.
 FRONTIER_PAGE = 1024
 
 
