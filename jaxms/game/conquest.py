@@ -535,8 +535,8 @@ class Frontier(NamedTuple):
 
 def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | None, live: jax.Array,
                        seed: jax.Array, rules: Rules, focus: jax.Array | None = None,
-                       beaches: Beaches | None = None, *, counts: jax.Array, saved: jax.Array | None = None,
-                       saved_listed: jax.Array | None = None) -> Frontier:
+                       beaches: Beaches | None = None, *, counts: jax.Array, saved: jax.Array | None,
+                       saved_listed: jax.Array | None) -> Frontier:
     """The frontier tiles of every conquering attack, counted per (attacker, target, priority bin).
 
     Args:
@@ -547,8 +547,8 @@ def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | 
         beaches: the boat attacks held at their beach (`held_beaches`), or None (a map without water).
         counts: the table to count in, all zeros (`loop.conquest_scratch`, or `Plan.counts` of the round
             before).
-        saved, saved_listed: buffers for the first chunks' frontiers (`frontier_scratch`; any values), or
-            None for new ones.
+        saved, saved_listed: the buffers for the first chunks' frontiers (`frontier_scratch`: any values;
+            None on a board read whole).
     """
     num_slots = live.shape[0]
     segments = partial(_segments, live=live, seed=seed, focus=focus, focus_bonus=rules.focus_age_bonus,
@@ -571,8 +571,6 @@ def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | 
         return Frontier(count(counts, segment, listed, num_pages).reshape(shape), segment, live, seed, focus,
                         beaches=beaches, listed=listed, pages=num_pages)
 
-    num_rows, cols = _block_counts(board)
-
     def count_chunk(step, carry):
         counts, saved, saved_listed, saved_pages = carry
         segment = segments(board, _chunk(board, lists.ids, blocks, step), token=step >= 0)
@@ -585,8 +583,6 @@ def frontier_histogram(board: Board, lists: BlockLists | None, blocks: Listed | 
 
     # Every row a take reads is written first: the take reads the rows of the chunks the loop below runs
     # (under vmap, those of the batch's longest list: an env's chunks past its own list are counted too).
-    if saved is None:
-        saved, saved_listed = _saved_buffers(num_rows * cols)
     carry = (counts, saved, saved_listed, jnp.zeros(SAVED_CHUNKS + 1, jnp.int32))
     counts, saved, saved_listed, saved_pages = jax.lax.fori_loop(0, blocks.num_chunks, count_chunk, carry)
     return Frontier(counts.reshape(shape), saved, live, seed, focus, blocks, beaches, saved_listed,
@@ -600,12 +596,7 @@ def frontier_scratch(height: int, width: int) -> tuple[jax.Array | None, jax.Arr
     if board_layout(height, width)[2]:
         return None, None
     rows, cols = block_counts(height, width)
-    return _saved_buffers(rows * cols)
-
-
-def _saved_buffers(num_blocks: int) -> tuple[jax.Array, jax.Array]:
-    """`frontier_scratch` of a map of `num_blocks` blocks."""
-    chunk_tiles = chunk_blocks(num_blocks) * (BLOCK + 2) ** 2 - 2 * (BLOCK + 2)  # a chunk's per-tile results
+    chunk_tiles = chunk_blocks(rows * cols) * (BLOCK + 2) ** 2 - 2 * (BLOCK + 2)  # a chunk's per-tile results
     pages = -(-chunk_tiles // FRONTIER_PAGE)
     return (jnp.zeros((SAVED_CHUNKS + 1, chunk_tiles), jnp.int32),
             jnp.zeros((SAVED_CHUNKS + 1, pages * FRONTIER_PAGE), jnp.int32))
